@@ -1,0 +1,1 @@
+"""Shared runtime of the Huibao services: adapters and wiring helpers, no domain logic."""

@@ -1,0 +1,68 @@
+"""PostgreSQL: a connection pool and idempotent schema set-up, per service schema."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from huibao_platform.errors import StorageUnavailableError
+from huibao_platform.logs import get_logger
+
+log = get_logger(__name__)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename,
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 30
+) -> asyncpg.Pool:
+    """Connect, retrying for a while so services may start before PostgreSQL is up."""
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            pool: asyncpg.Pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+            )
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+            if attempt == attempts:
+                raise StorageUnavailableError(f"cannot connect to PostgreSQL: {e}") from e
+            log.warning("postgres_connect_retry", attempt=attempt, error=str(e))
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+        else:
+            return pool
+    raise StorageUnavailableError("unreachable")  # pragma: no cover
+
+
+async def apply_schema(pool: asyncpg.Pool, name: str, sql_file: Path) -> None:
+    """Run a service's idempotent DDL once, serialised across replicas by an advisory lock."""
+    lock_id = zlib.crc32(f"huibao-schema-{name}".encode())
+    sql = sql_file.read_text(encoding="utf-8")
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """True when PostgreSQL answers a trivial query within a second."""
+    try:
+        async with asyncio.timeout(1.0):
+            async with pool.acquire() as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False

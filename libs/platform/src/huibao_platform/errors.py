@@ -1,0 +1,13 @@
+"""The exception hierarchy shared by the adapters: driver errors are translated at the edge."""
+
+
+class HuibaoError(Exception):
+    """Base of every error Huibao raises on purpose."""
+
+
+class StorageUnavailableError(HuibaoError):
+    """PostgreSQL cannot be reached or refused the operation for a transient reason."""
+
+
+class BrokerUnavailableError(HuibaoError):
+    """The Kafka broker cannot be reached."""

@@ -1,0 +1,90 @@
+"""Kafka through aiokafka: client options from settings, a producer, topics and lag."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from huibao_contracts import topics
+from huibao_platform.errors import BrokerUnavailableError
+from huibao_platform.logs import get_logger
+from huibao_platform.settings import CommonSettings
+
+log = get_logger(__name__)
+
+
+def client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Keyword arguments shared by every aiokafka client: servers and security."""
+    opts: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        opts["sasl_plain_username"] = settings.kafka_sasl_username
+        opts["sasl_plain_password"] = settings.kafka_sasl_password
+    if settings.kafka_security_protocol.endswith("SSL"):
+        opts["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    return opts
+
+
+def new_producer(settings: CommonSettings, **extra: Any) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas; never idempotent (Tansu lacks it)."""
+    return AIOKafkaProducer(
+        **client_options(settings),
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        max_request_size=4 << 20,
+        request_timeout_ms=15000,
+        **extra,
+    )
+
+
+async def ensure_topics(settings: CommonSettings, partitions: dict[str, int] | None = None) -> None:
+    """Create every Huibao topic that does not exist yet (idempotent)."""
+    wanted = partitions or topics.PARTITIONS
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=1)
+            for name, n in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("topics_created", topics=[t.name for t in missing])
+    except KafkaError as e:
+        raise BrokerUnavailableError(f"cannot create topics: {e}") from e
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:
+    """True when the bootstrap servers answer a metadata request."""
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            await admin.list_topics()
+            return True
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
+
+
+def partitions_of(topic: str, count: int) -> list[TopicPartition]:
+    """Every partition of a topic."""
+    return [TopicPartition(topic, p) for p in range(count)]

@@ -1,0 +1,67 @@
+"""Settings every service shares, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from huibao_contracts.calendar import CalendarRules
+
+
+class CommonSettings(BaseSettings):
+    """Connection, HTTP, logging and calendar settings. Service settings subclass this."""
+
+    model_config = SettingsConfigDict(env_prefix="HUIBAO_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/huibao",
+        validation_alias=AliasChoices("DATABASE_URL", "HUIBAO_DATABASE_URL"),
+        description="PostgreSQL URL (DATABASE_URL).",
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HUIBAO_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS).",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(default=None, validation_alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: str | None = Field(default=None, validation_alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: str | None = Field(default=None, validation_alias="KAFKA_SSL_CAFILE")
+
+    admin_token: str = Field(
+        default="huibao-dev-admin",
+        description="Bearer token bound to the root of the tree (HUIBAO_ADMIN_TOKEN).",
+    )
+    http_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    http_port: int = Field(default=8000, ge=0, le=65535, description="HTTP port.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="json when not on a terminal in auto mode."
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="IANA time zone of the calendar.")
+    party_day: int = Field(default=26, ge=1, le=28, description="Day of the Party Day.")
+    deadline_day: int = Field(default=29, ge=1, le=31, description="Last on-time day.")
+    upcoming_reminder_day: int = Field(default=24, ge=1, le=28)
+    overdue_reminder_day: int = Field(default=28, ge=1, le=31)
+    close_after_days: int = Field(default=7, ge=0, le=60)
+    feedback_after_days: int = Field(default=10, ge=1, le=60)
+
+    @property
+    def calendar(self) -> CalendarRules:
+        """The calendar rules these settings describe."""
+        return CalendarRules(
+            timezone=self.timezone,
+            party_day=self.party_day,
+            deadline_day=self.deadline_day,
+            upcoming_reminder_day=self.upcoming_reminder_day,
+            overdue_reminder_day=self.overdue_reminder_day,
+            close_after_days=self.close_after_days,
+            feedback_after_days=self.feedback_after_days,
+        )

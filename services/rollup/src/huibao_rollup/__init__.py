@@ -1,0 +1,1 @@
+"""Huibao rollup service."""

@@ -1,0 +1,1 @@
+"""Huibao scheduler service."""
