@@ -46,3 +46,8 @@ CYCLE_STATE = Gauge(
 )
 CYCLE_OVERDUE = Gauge("huibao_cycle_overdue_steps", "Cycle steps due but not run yet.")
 NOTIFICATIONS = Counter("huibao_notifications", "Notifications sent, by kind.", ["kind"])
+CYCLE_BRANCHES = Gauge(
+    "huibao_cycle_branches",
+    "Branches of the latest monthly Party Day cycle by completeness state, summed over roots.",
+    ["kind", "state"],
+)
