@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from asyncpg.pool import PoolConnectionProxy
 
 from huibao_platform import metrics
 from huibao_platform.logs import get_logger
@@ -46,7 +47,9 @@ class OutboxRecord:
     headers: tuple[tuple[str, str], ...] = field(default=())
 
 
-async def enqueue(conn: asyncpg.Connection, schema: str, records: Sequence[OutboxRecord]) -> None:
+async def enqueue(
+    conn: asyncpg.Connection | PoolConnectionProxy, schema: str, records: Sequence[OutboxRecord]
+) -> None:
     """Add records to the outbox inside the caller's transaction."""
     if not records:
         return
@@ -128,8 +131,11 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.2
+            # Delete exactly the rows published: a row with a lower seq whose transaction
+            # committed after this round's read must stay for the next round.
             await self._pool.execute(
-                f"DELETE FROM {self._schema}.outbox WHERE seq <= $1", rows[-1]["seq"]
+                f"DELETE FROM {self._schema}.outbox WHERE seq = ANY($1::bigint[])",
+                [r["seq"] for r in rows],
             )
             metrics.RELAY_PUBLISHED.inc(len(rows))
 

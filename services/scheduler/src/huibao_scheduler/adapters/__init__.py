@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL cycle store, rollup HTTP client, outbox publisher."""

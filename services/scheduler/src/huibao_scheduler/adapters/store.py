@@ -1,0 +1,197 @@
+"""The PostgreSQL cycle store: cycle states, the step ledger, feedback reports.
+
+`commit_step` is the exactly-once point: in one transaction it locks the cycle row, checks
+the cycle is exactly at the step before, claims the step (`INSERT … ON CONFLICT DO NOTHING
+RETURNING`), advances the state, stores feedback and writes the outbox rows. Whoever commits
+first wins; a replica that dies before committing leaves the step unclaimed for the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+
+from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
+from huibao_contracts.periods import Period
+from huibao_platform import auth, outbox
+from huibao_platform.errors import StorageUnavailableError
+from huibao_platform.outbox import OutboxRecord
+from huibao_scheduler.domain.feedback import FeedbackReport
+from huibao_scheduler.domain.plan import PlannedStep, Step
+
+SCHEMA = "scheduler"
+_SQL_FILE = Path(__file__).resolve().parent.parent / "schema.sql"
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+ClaimHook = Callable[[PlannedStep], Awaitable[None]]
+"""Called inside the step transaction, after the claim and before commit (a test seam)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRow:
+    """The stored state of one cycle."""
+
+    kind: CycleKind
+    period: Period
+    state: CycleState
+    last_step: Step | None
+    updated_at: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFeedback:
+    """A unit's stored feedback and the ids from its root down to it."""
+
+    path: tuple[str, ...]
+    report: dict[str, Any]
+
+
+async def install_schema(pool: asyncpg.Pool) -> None:
+    """Create the scheduler schema, its outbox and the auth tables (idempotent, serialised)."""
+    sql = "\n".join(
+        [_SQL_FILE.read_text(encoding="utf-8"), outbox.DDL.format(schema=SCHEMA), auth.DDL]
+    )
+    lock_id = zlib.crc32(b"huibao-schema-scheduler")
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
+        try:
+            for attempt in range(3):
+                try:
+                    await conn.execute(sql)
+                    break
+                except asyncpg.UniqueViolationError:  # another service created `auth` just now
+                    if attempt == 2:
+                        raise
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+
+
+class CycleStore:
+    """Reads and advances cycles in the `scheduler` schema."""
+
+    def __init__(self, pool: asyncpg.Pool, replica: str = "", on_claimed: ClaimHook | None = None):
+        self._pool = pool
+        self._replica = replica
+        self._on_claimed = on_claimed
+
+    async def first_month(self, default: Period) -> Period:
+        """The first month ever scheduled: `default` at the first start, then the stored one."""
+        try:
+            await self._pool.execute(
+                "INSERT INTO scheduler.meta (key, value) VALUES ('first_period', $1)"
+                " ON CONFLICT DO NOTHING",
+                str(default),
+            )
+            value = await self._pool.fetchval(
+                "SELECT value FROM scheduler.meta WHERE key = 'first_period'"
+            )
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(f"cannot read the first period: {e}") from e
+        return Period.parse(str(value))
+
+    async def cycles(self) -> list[CycleRow]:
+        """Every cycle that has run at least one step, oldest first."""
+        try:
+            rows = await self._pool.fetch(
+                "SELECT kind, period, state, last_step, updated_at FROM scheduler.cycles"
+            )
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(f"cannot read cycles: {e}") from e
+        out = [
+            CycleRow(CycleKind(r["kind"]), Period.parse(r["period"]), CycleState(r["state"]),
+                     Step(r["last_step"]) if r["last_step"] else None, r["updated_at"])
+            for r in rows
+        ]
+        return sorted(out, key=lambda c: (c.kind, c.period))
+
+    async def step_done(self, step: PlannedStep) -> bool:
+        """True when `step` has already run (a cheap check before gathering its data)."""
+        try:
+            found = await self._pool.fetchval(
+                "SELECT 1 FROM scheduler.steps WHERE kind = $1 AND period = $2 AND step = $3",
+                step.kind.value, str(step.period), step.step.value,
+            )
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(f"cannot read steps: {e}") from e
+        return found is not None
+
+    async def commit_step(
+        self,
+        step: PlannedStep,
+        previous: Step | None,
+        done: CycleTransition,
+        *,
+        records: Sequence[OutboxRecord],
+        notifications: int = 0,
+        feedback: Sequence[tuple[FeedbackReport, tuple[str, ...]]] = (),
+    ) -> bool:
+        """Run `step` exactly once: False when another replica ran it (nothing written)."""
+        kind, period = step.kind.value, str(step.period)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO scheduler.cycles (kind, period) VALUES ($1, $2)"
+                    " ON CONFLICT DO NOTHING", kind, period,
+                )
+                last = await conn.fetchval(
+                    "SELECT last_step FROM scheduler.cycles WHERE kind = $1 AND period = $2"
+                    " FOR UPDATE", kind, period,
+                )
+                if last != (previous.value if previous else None):
+                    return False
+                claimed = await conn.fetchval(
+                    "INSERT INTO scheduler.steps (kind, period, step, seq, state, due_at, ran_at,"
+                    " skipped, notifications, replica) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+                    " ON CONFLICT DO NOTHING RETURNING 1",
+                    kind, period, step.step.value, step.seq, done.state.value, done.due_at,
+                    done.ran_at, done.skipped, notifications, self._replica,
+                )
+                if claimed is None:
+                    return False
+                await conn.execute(
+                    "UPDATE scheduler.cycles SET state = $3, last_step = $4, updated_at = now()"
+                    " WHERE kind = $1 AND period = $2",
+                    kind, period, done.state.value, step.step.value,
+                )
+                raw = cast(asyncpg.Connection, conn)
+                if feedback:
+                    await _store_feedback(raw, period, feedback)
+                await outbox.enqueue(raw, SCHEMA, records)
+                if self._on_claimed is not None:
+                    await self._on_claimed(step)
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(
+                f"cannot record step {kind}:{period}:{step.step}: {e}"
+            ) from e
+        return True
+
+    async def feedback(self, unit: str, quarter: str) -> StoredFeedback | None:
+        """The stored feedback of `unit` for `quarter`, or None."""
+        try:
+            row = await self._pool.fetchrow(
+                "SELECT path, report FROM scheduler.feedback WHERE quarter = $1 AND unit = $2",
+                quarter, unit,
+            )
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(f"cannot read feedback: {e}") from e
+        return None if row is None else StoredFeedback(tuple(row["path"]), row["report"])
+
+
+async def _store_feedback(
+    conn: asyncpg.Connection, quarter: str, rows: Sequence[tuple[FeedbackReport, tuple[str, ...]]]
+) -> None:
+    await conn.execute("DELETE FROM scheduler.feedback WHERE quarter = $1", quarter)
+    await conn.copy_records_to_table(
+        "feedback",
+        schema_name=SCHEMA,
+        columns=["quarter", "unit", "parent", "level", "path", "report", "issued_at"],
+        records=[
+            (quarter, r.unit, r.parent, r.level, list(path), r.model_dump(mode="json"), r.issued_at)
+            for r, path in rows
+        ],
+    )

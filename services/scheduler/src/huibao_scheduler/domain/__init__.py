@@ -1,0 +1,1 @@
+"""Pure scheduling logic: the calendar plan, the state machine, messages and feedback."""
