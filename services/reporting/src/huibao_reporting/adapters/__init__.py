@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL repositories and Kafka decoding for the reporting service."""

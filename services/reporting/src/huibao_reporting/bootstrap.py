@@ -1,0 +1,159 @@
+"""The one wiring point of the reporting service: adapters, use cases, HTTP app, Kafka loops.
+
+`build_app(settings)` returns the FastAPI app. Its lifespan connects to PostgreSQL, installs
+the schema, and starts the Kafka side in the background (topics, the outbox relay, the
+intake consumer), retrying while the broker is away: the HTTP intake keeps accepting into
+the outbox meanwhile. On shutdown the consumer stops first, then the relay, the producer
+and the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from huibao_platform import db
+from huibao_platform.auth import TokenStore
+from huibao_platform.clock import Clock, SystemClock
+from huibao_platform.errors import BrokerUnavailableError
+from huibao_platform.http import install_common, principal_dependency
+from huibao_platform.kafka import broker_reachable, ensure_topics, new_producer
+from huibao_platform.logs import get_logger
+from huibao_platform.outbox import OutboxRelay
+from huibao_reporting.adapters import schema
+from huibao_reporting.domain.checks import IntakeRules
+from huibao_reporting.entrypoints.events_api import events_router
+from huibao_reporting.entrypoints.kafka import build_broker
+from huibao_reporting.entrypoints.orgunits_api import orgunits_router
+from huibao_reporting.entrypoints.tokens_api import tokens_router
+from huibao_reporting.service_layer.intake import Intake
+from huibao_reporting.service_layer.registry import Registry
+from huibao_reporting.settings import ReportingSettings
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What the lifespan builds; the routers read it at request time."""
+
+    pool: asyncpg.Pool | None = None
+    intake: Intake | None = None
+    registry: Registry | None = None
+    tokens: TokenStore | None = None
+    relay: OutboxRelay | None = None
+    kafka_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def kick(self) -> None:
+        """Wake the relay after a commit."""
+        if self.relay is not None:
+            self.relay.kick()
+
+    def need(self, value: T | None) -> T:
+        """A part that exists once the lifespan has started."""
+        if value is None:
+            raise RuntimeError("the reporting service is not started")
+        return value
+
+
+async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.Event) -> None:
+    """Start producer, relay and consumer, retrying until the broker answers; run until stop."""
+    delay = 0.5
+    while not stop.is_set():
+        producer: AIOKafkaProducer = new_producer(settings)
+        broker = (
+            build_broker(settings, lambda: rt.need(rt.intake)) if settings.kafka_intake else None
+        )
+        try:
+            await ensure_topics(settings)
+            await producer.start()
+            if broker is not None:
+                await broker.start()
+        except (KafkaError, OSError, BrokerUnavailableError) as e:
+            log.warning("kafka_start_retry", error=str(e))
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            if broker is not None:
+                with contextlib.suppress(Exception):
+                    await broker.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        rt.relay = OutboxRelay(
+            rt.need(rt.pool), producer, schema.SCHEMA, batch=settings.relay_batch
+        )
+        relay_task = asyncio.create_task(rt.relay.run(stop), name="outbox-relay")
+        rt.kafka_ready.set()
+        log.info("kafka_started", intake=broker is not None)
+        await stop.wait()
+        if broker is not None:
+            await broker.stop()
+        await relay_task
+        await producer.stop()
+        return
+
+
+def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> FastAPI:
+    """The reporting app; tests pass a manual clock."""
+    clock = clock or SystemClock()
+    rt = Runtime()
+    rules = IntakeRules(timezone=settings.calendar.tz, future_skew=settings.future_skew)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        rt.pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
+        await schema.install(rt.pool)
+        rt.intake = Intake(rt.pool, clock, rules, on_commit=rt.kick)
+        rt.registry = Registry(rt.pool, on_commit=rt.kick)
+        rt.tokens = TokenStore(rt.pool, settings.admin_token)
+        stop = asyncio.Event()
+        kafka = asyncio.create_task(_start_kafka(settings, rt, stop), name="kafka")
+        try:
+            yield
+        finally:
+            stop.set()
+            if not rt.kafka_ready.is_set():
+                kafka.cancel()  # still connecting: nothing to drain
+            with contextlib.suppress(asyncio.CancelledError):
+                await kafka
+            await rt.pool.close()
+            log.info("reporting_stopped")
+
+    app = FastAPI(
+        title="Huibao reporting",
+        version="1.0.0",
+        description="The front door: activity intake over HTTP and Kafka, and the org-unit "
+        'registry. Errors answer `{"errors": [{"field", "reason", "message"}]}`.',
+        lifespan=lifespan,
+    )
+
+    async def db_ready() -> bool:
+        return rt.pool is not None and await db.ping(rt.pool)
+
+    async def kafka_ready() -> bool:
+        return rt.kafka_ready.is_set() and await broker_reachable(settings)
+
+    install_common(app, "reporting", {"postgres": db_ready, "kafka": kafka_ready})
+    principal = principal_dependency(lambda: rt.need(rt.tokens))
+
+    def today() -> dt.date:
+        return settings.calendar.local_date(clock.now())
+
+    app.include_router(events_router(settings, lambda: rt.need(rt.intake), principal))
+    app.include_router(orgunits_router(settings, lambda: rt.need(rt.registry), principal, today))
+    app.include_router(
+        tokens_router(lambda: rt.need(rt.tokens), lambda: rt.need(rt.registry), principal)
+    )
+    app.state.runtime = rt
+    return app

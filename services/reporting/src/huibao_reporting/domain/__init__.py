@@ -1,0 +1,1 @@
+"""The reporting domain: pure rules, no I/O."""

@@ -1,0 +1,58 @@
+"""The reporting service's settings: CommonSettings plus intake limits, from the environment."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+
+from huibao_platform.settings import CommonSettings
+
+MIB = 1 << 20
+KIB = 1 << 10
+
+
+class ReportingSettings(CommonSettings):
+    """Everything reporting reads from the environment (prefix `HUIBAO_`)."""
+
+    http_port: int = Field(default=8001, ge=0, le=65535, description="HTTP port.")
+    max_batch_events: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most events in one POST /v1/events (413 above).",
+    )
+    max_body_bytes: int = Field(
+        default=5 * MIB, ge=1024, description="Largest POST /v1/events body (413 above)."
+    )
+    max_event_bytes: int = Field(
+        default=64 * KIB, ge=256, description="Largest single event, over HTTP or Kafka."
+    )
+    max_registry_body_bytes: int = Field(
+        default=64 * MIB, ge=1024, description="Largest PUT /v1/orgunits body (413 above)."
+    )
+    max_registry_units: int = Field(
+        default=200_000, ge=1, description="Most units in one PUT /v1/orgunits (413 above)."
+    )
+    future_skew_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description="How far in the future an event's date or time may lie (clock skew).",
+    )
+    kafka_group_id: str = Field(
+        default="huibao-reporting", description="Consumer group of the Kafka intake."
+    )
+    kafka_intake: bool = Field(
+        default=True, description="Consume huibao.activity.submitted (off: HTTP intake only)."
+    )
+    kafka_batch_records: int = Field(
+        default=1000, ge=1, le=10_000, description="Most records the Kafka intake takes at once."
+    )
+    relay_batch: int = Field(default=2000, ge=1, description="Outbox rows relayed per round.")
+    db_pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL pool size.")
+
+    @property
+    def future_skew(self) -> dt.timedelta:
+        """The allowed clock skew as a timedelta."""
+        return dt.timedelta(seconds=self.future_skew_seconds)
