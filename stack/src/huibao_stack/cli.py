@@ -1,0 +1,230 @@
+"""The `huibao` command: `up`, `demo`, `topics` and `token create`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib
+import importlib.util
+import inspect
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
+from huibao_stack.errors import StackError
+from huibao_stack.launch import run_stack
+from huibao_stack.stack import EmbeddedStack, default_data_dir
+
+DEMO_CLOCK_START = "2026-06-01T00:00:00+08:00"
+"""Where the demo's manual clock starts unless `huibao_stack.demo.CLOCK_START` says otherwise."""
+
+STACK_ENV_FILE = "stack.env"
+"""Written by `huibao up` next to its data: the addresses of the running stack."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `huibao` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except StackError as e:
+        print(f"huibao: {e}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="huibao",
+        description="Run Huibao on this machine: embedded broker and PostgreSQL, three services.",
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up",
+        help="run everything in the foreground until Ctrl-C (data kept in .huibao/data)",
+        description="Start PostgreSQL, the broker and the three services; stop all on Ctrl-C. "
+        "Data: HUIBAO_DATA_DIR or ./.huibao/data. Ports: HUIBAO_REPORTING_PORT (8001), "
+        "HUIBAO_ROLLUP_PORT (8002), HUIBAO_SCHEDULER_PORT (8003). DATABASE_URL and "
+        "KAFKA_BOOTSTRAP_SERVERS use external services instead of the embedded ones.",
+    )
+    up.add_argument("--logs", action="store_true", help="echo every service's log lines here")
+    up.set_defaults(command=_cmd_up)
+
+    demo = sub.add_parser("demo", help="simulate a quarter for a demo city on a throwaway stack")
+    demo.add_argument("--logs", action="store_true", help="echo every service's log lines here")
+    demo.set_defaults(command=_cmd_demo)
+
+    topics = sub.add_parser("topics", help="create the Huibao topics on KAFKA_BOOTSTRAP_SERVERS")
+    topics.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    topics.set_defaults(command=_cmd_topics)
+
+    token = sub.add_parser("token", help="manage bearer tokens")
+    token_sub = token.add_subparsers(required=True, metavar="ACTION")
+    create = token_sub.add_parser(
+        "create",
+        help="create a token bound to an org unit (printed once)",
+        description="Create a bearer token bound to an org unit in the database of DATABASE_URL, "
+        "or of the running `huibao up`. The unit's whole subtree is its scope.",
+    )
+    create.add_argument("--unit", required=True, help="org-unit id the token is bound to")
+    create.add_argument("--label", default="", help="a note on who holds it")
+    create.set_defaults(command=_cmd_token_create)
+    return parser
+
+
+# --- up and demo ---------------------------------------------------------------------------
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    stack = EmbeddedStack(persistent=True, echo=sys.stdout if args.logs else None)
+
+    async def serve(stack: EmbeddedStack) -> int:
+        env_file = stack.run_dir / STACK_ENV_FILE
+        env_file.write_text(
+            f"DATABASE_URL={stack.database_url}\n"
+            f"KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}\n"
+            + "".join(f"HUIBAO_{n.upper()}_URL={u}\n" for n, u in stack.urls.items()),
+            encoding="utf-8",
+        )
+        try:
+            _print_banner(stack)
+            await asyncio.Event().wait()  # until SIGINT or SIGTERM cancels us
+        finally:
+            env_file.unlink(missing_ok=True)
+        return 0  # pragma: no cover (the wait above only ends by cancellation)
+
+    return asyncio.run(run_stack(stack, serve))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("huibao_stack.demo") is None:
+        print("The demo is not available yet: huibao_stack.demo is missing.")
+        return 1
+    demo = importlib.import_module("huibao_stack.demo")
+    stack = EmbeddedStack(
+        clock="manual",
+        clock_start=_demo_clock_start(demo),
+        echo=sys.stdout if args.logs else None,
+    )
+
+    async def run(stack: EmbeddedStack) -> int:
+        run_demo = demo.run_demo
+        argument = _demo_argument(demo, stack)
+        if inspect.iscoroutinefunction(run_demo):
+            result = await run_demo(argument)
+        else:
+            result = await asyncio.to_thread(run_demo, argument)
+        return result if isinstance(result, int) else 0
+
+    return asyncio.run(run_stack(stack, run))
+
+
+def _demo_clock_start(demo: ModuleType) -> str:
+    """`demo.CLOCK_START`, else midnight (Party Day time zone) starting the demo's quarter."""
+    if start := getattr(demo, "CLOCK_START", None):
+        return str(start)
+    if callable(quarter_of := getattr(demo, "demo_quarter", None)):
+        first_day: dt.date = quarter_of().first_day
+        tz = CalendarRules().tz
+        return dt.datetime.combine(first_day, dt.time(), tzinfo=tz).isoformat()
+    return DEMO_CLOCK_START
+
+
+def _demo_argument(demo: ModuleType, stack: EmbeddedStack) -> object:
+    """What `run_demo` takes: the demo's `Endpoints` when it defines one, else the stack."""
+    endpoints = getattr(demo, "Endpoints", None)
+    if endpoints is None:
+        return stack
+    urls = stack.urls
+    return endpoints(
+        reporting=urls["reporting"],
+        rollup=urls["rollup"],
+        scheduler=urls["scheduler"],
+        bootstrap_servers=stack.bootstrap_servers,
+        admin_token=stack.admin_token,
+    )
+
+
+def _print_banner(stack: EmbeddedStack) -> None:
+    token = stack.admin_token
+    lines = ["", "Huibao is running. Ctrl-C stops everything.", ""]
+    for name, url in stack.urls.items():
+        lines.append(f"  {name:<10} {url}   (API docs {url}/docs)")
+    lines += [
+        "",
+        f"  admin token   {token}",
+        f"    e.g. curl -H 'Authorization: Bearer {token}' {stack.urls.get('rollup', '')}/v1/roots",
+        f"  DATABASE_URL={stack.database_url}",
+        f"  KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}",
+        f"  data  {stack.run_dir}",
+        f"  logs  {stack.log_dir}",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# --- topics and tokens ---------------------------------------------------------------------
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from huibao_stack.broker import create_topics
+
+    if not args.bootstrap_servers:
+        print("Set KAFKA_BOOTSTRAP_SERVERS (or pass --bootstrap-servers).", file=sys.stderr)
+        return 2
+    asyncio.run(create_topics(args.bootstrap_servers))
+    print(f"topics ready on {args.bootstrap_servers}")
+    return 0
+
+
+def _running_stack_env() -> dict[str, str]:
+    path = default_data_dir() / STACK_ENV_FILE
+    if not path.exists():
+        return {}
+    pairs = (
+        line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line
+    )
+    return dict(pairs)
+
+
+def _cmd_token_create(args: argparse.Namespace) -> int:
+    if not re.fullmatch(ORG_UNIT_ID_PATTERN, args.unit):
+        print(f"{args.unit!r} is not an org-unit id", file=sys.stderr)
+        return 2
+    database_url = os.environ.get("DATABASE_URL") or _running_stack_env().get("DATABASE_URL")
+    if not database_url:
+        print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
+        return 2
+    token = asyncio.run(_create_token(database_url, args.unit, args.label))
+    print(token)
+    return 0
+
+
+async def _create_token(database_url: str, unit: str, label: str) -> str:
+    import asyncpg
+
+    from huibao_platform.auth import DDL, TokenStore
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await pool.execute(DDL)
+        return await TokenStore(pool, admin_token="").create(unit, label)
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""`EmbeddedStack`: PostgreSQL, the broker and the three services, owned by one launcher.
+
+    async with EmbeddedStack() as stack:          # throwaway: temp dir, free ports
+        httpx.get(stack.urls["rollup"] + "/health/ready")
+
+`EmbeddedStack(persistent=True)` is `huibao up`: data under `.huibao/data` (or
+HUIBAO_DATA_DIR), fixed ports 8001-8003 (HUIBAO_<NAME>_PORT). DATABASE_URL and
+KAFKA_BOOTSTRAP_SERVERS in the environment switch the embedded parts off.
+
+No process outlives the stack: see `huibao_stack.children`. Children must be started from
+the thread that runs the launcher's event loop (the main thread in practice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from huibao_stack.children import free_port, port_is_free
+from huibao_stack.errors import StackError
+from huibao_stack.infra import Infrastructure, run_together
+from huibao_stack.services import DEFAULT_PORTS, SERVICES, ServiceProcess
+
+log = logging.getLogger("huibao.stack")
+
+DEFAULT_ADMIN_TOKEN = "huibao-dev-admin"  # noqa: S105 (a documented development default)
+"""The admin token of the embedded stack unless HUIBAO_ADMIN_TOKEN says otherwise."""
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where `huibao up` keeps its data: HUIBAO_DATA_DIR, else `.huibao/data` here."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("HUIBAO_DATA_DIR") or Path.cwd() / ".huibao" / "data").resolve()
+
+
+def fixed_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The ports of `huibao up`: 8001-8003 unless HUIBAO_<NAME>_PORT is set."""
+    env = os.environ if environ is None else environ
+    ports = {}
+    for name, default in DEFAULT_PORTS.items():
+        raw = env.get(f"HUIBAO_{name.upper()}_PORT")
+        try:
+            ports[name] = int(raw) if raw else default
+        except ValueError as e:
+            raise StackError(f"HUIBAO_{name.upper()}_PORT={raw!r} is not a port number") from e
+    return ports
+
+
+class EmbeddedStack:
+    """The whole platform as child processes of this one.
+
+    Arguments (all optional):
+        persistent: keep data (`huibao up`); otherwise a temporary directory removed on stop.
+        data_dir: the persistent data directory (default `default_data_dir()`).
+        services: which services to run (default all three; `()` for infrastructure only).
+        ports: explicit ports by service; otherwise fixed (persistent) or free (throwaway).
+        admin_token: default HUIBAO_ADMIN_TOKEN or `huibao-dev-admin`.
+        clock, clock_start: the scheduler's HUIBAO_CLOCK (`system`/`manual`) and start instant.
+        service_env: extra environment by service name.
+        service_argv: a replacement command by service name (tests use it to simulate failures).
+        infra: an already started `Infrastructure` to use; it is not stopped with the stack.
+        environ: the environment to read and pass on (default `os.environ`).
+        echo: a stream that also receives every service's log lines, prefixed by its name.
+        ready_timeout: seconds each service has to answer `/health/ready`.
+        parallel_start: start the services side by side instead of one after the other.
+    """
+
+    def __init__(
+        self,
+        *,
+        persistent: bool = False,
+        data_dir: Path | None = None,
+        services: Sequence[str] = SERVICES,
+        ports: Mapping[str, int] | None = None,
+        admin_token: str | None = None,
+        clock: str | None = None,
+        clock_start: str | None = None,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
+        service_argv: Mapping[str, Sequence[str]] | None = None,
+        infra: Infrastructure | None = None,
+        environ: Mapping[str, str] | None = None,
+        echo: IO[str] | None = None,
+        ready_timeout: float = 90.0,
+        parallel_start: bool = False,
+    ) -> None:
+        self.environ = dict(os.environ if environ is None else environ)
+        unknown = [s for s in services if s not in SERVICES]
+        if unknown:
+            raise StackError(f"unknown services {unknown}; known: {list(SERVICES)}")
+        self.persistent = persistent
+        self.service_names = tuple(services)
+        self.admin_token = (
+            admin_token or self.environ.get("HUIBAO_ADMIN_TOKEN") or DEFAULT_ADMIN_TOKEN
+        )
+        self.clock = clock or self.environ.get("HUIBAO_CLOCK") or "system"
+        self.clock_start = clock_start
+        self.service_env = {k: dict(v) for k, v in (service_env or {}).items()}
+        self.service_argv = {k: list(v) for k, v in (service_argv or {}).items()}
+        self.echo = echo
+        self.ready_timeout = ready_timeout
+        self.parallel_start = parallel_start
+        if persistent:
+            self.run_dir = (data_dir or default_data_dir(self.environ)).resolve()
+            self._tmp: Path | None = None
+        else:
+            self._tmp = Path(tempfile.mkdtemp(prefix="huibao-"))
+            self.run_dir = self._tmp
+        self.log_dir = self.run_dir / "logs"
+        base_ports = fixed_ports(self.environ) if persistent else {}
+        self.ports = {name: base_ports.get(name) or free_port() for name in SERVICES}
+        self.ports.update(ports or {})
+        self._owns_infra = infra is None
+        self.infra = infra or Infrastructure(
+            self.run_dir,
+            persistent=persistent,
+            database_url=self.environ.get("DATABASE_URL") or None,
+            bootstrap_servers=self.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        )
+        self._services: dict[str, list[ServiceProcess]] = {}
+        self._started = False
+
+    # --- what the callers use --------------------------------------------------------------
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Base URL of the first replica of every service, by name."""
+        return {name: f"http://127.0.0.1:{self.ports[name]}" for name in self.service_names}
+
+    @property
+    def database_url(self) -> str:
+        """DATABASE_URL of the services."""
+        return self.infra.database_url
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """KAFKA_BOOTSTRAP_SERVERS of the services."""
+        return self.infra.bootstrap_servers
+
+    def service(self, name: str, replica: int = 1) -> ServiceProcess:
+        """The handle of one replica of a service (1 is the one started with the stack)."""
+        for proc in self._services.get(name, []):
+            if proc.replica == replica:
+                return proc
+        raise KeyError(f"no replica {replica} of service {name!r}")
+
+    def replicas(self, name: str) -> list[ServiceProcess]:
+        """Every replica of a service started so far."""
+        return list(self._services.get(name, []))
+
+    def pids(self) -> list[int]:
+        """Pids of every child process running now (services, broker, PostgreSQL)."""
+        pids = [p.pid for ps in self._services.values() for p in ps if p.running() and p.pid]
+        return pids + (self.infra.pids() if self._owns_infra else [])
+
+    def env_for(self, name: str) -> dict[str, str]:
+        """The environment a service process gets (without its HTTP port): DATABASE_URL,
+        KAFKA_BOOTSTRAP_SERVERS, HUIBAO_ADMIN_TOKEN, HUIBAO_LOG_FORMAT=json,
+        HUIBAO_{REPORTING,ROLLUP,SCHEDULER}_URL; the scheduler also HUIBAO_CLOCK(_START)."""
+        env = {
+            **self.environ,
+            **self.infra.env(),
+            "HUIBAO_ADMIN_TOKEN": self.admin_token,
+            "HUIBAO_LOG_FORMAT": "json",
+        }
+        # every service learns where the others are (the scheduler reads the rollup's API)
+        for other in SERVICES:
+            env[f"HUIBAO_{other.upper()}_URL"] = f"http://127.0.0.1:{self.ports[other]}"
+        if name == "scheduler":
+            env["HUIBAO_CLOCK"] = self.clock
+            if self.clock_start:
+                env["HUIBAO_CLOCK_START"] = self.clock_start
+        env.update(self.service_env.get(name, {}))
+        return env
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the infrastructure, then every service; on any failure stop it all and raise."""
+        if self._started:
+            raise StackError("the stack is already started")
+        self._started = True
+        try:
+            if self.persistent:
+                self._check_ports()
+            if self._owns_infra:
+                await self.infra.start()
+            procs = [self._new_process(name, self.ports[name], 1) for name in self.service_names]
+            if self.parallel_start:
+                await run_together(*(p.start() for p in procs))
+            else:  # reporting first: it owns the `auth` schema the others read
+                for proc in procs:
+                    await proc.start()
+        except BaseException:
+            log.warning("start-up failed: stopping what was started")
+            await self.stop()
+            raise
+        log.info("stack ready: %s", self.urls)
+
+    async def add_replica(self, name: str, port: int | None = None) -> ServiceProcess:
+        """Start one more replica of a service on another port and wait until it is ready."""
+        replica = max((p.replica for p in self._services.get(name, [])), default=0) + 1
+        proc = self._new_process(name, port or free_port(), replica)
+        try:
+            await proc.start()
+        except BaseException:
+            self._services[name].remove(proc)
+            raise
+        return proc
+
+    async def stop(self) -> None:
+        """Stop every service (SIGTERM, SIGKILL after grace), then the broker and PostgreSQL.
+
+        A throwaway stack's directory is removed. Safe to call more than once.
+        """
+        procs = [p for ps in self._services.values() for p in ps]
+        try:
+            await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)
+            if self._owns_infra:
+                await self.infra.stop()
+        finally:
+            # a stop interrupted half-way still must not leave anything behind
+            for p in procs:
+                if p.running():
+                    await p.kill()
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def __aenter__(self) -> EmbeddedStack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def start_sync(self) -> None:
+        """`start()` for code without an event loop."""
+        asyncio.run(self.start())
+
+    def stop_sync(self) -> None:
+        """`stop()` for code without an event loop."""
+        asyncio.run(self.stop())
+
+    def __enter__(self) -> EmbeddedStack:
+        self.start_sync()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_sync()
+
+    def _check_ports(self) -> None:
+        for name in self.service_names:
+            port = self.ports[name]
+            if not port_is_free(port):
+                raise StackError(
+                    f"port {port} for {name} is in use (another `huibao up`?); "
+                    f"set HUIBAO_{name.upper()}_PORT to another port"
+                )
+
+    def _new_process(self, name: str, port: int, replica: int) -> ServiceProcess:
+        proc = ServiceProcess(
+            name,
+            port=port,
+            env=self.env_for(name),
+            log_dir=self.log_dir,
+            replica=replica,
+            argv=self.service_argv.get(name),
+            ready_timeout=self.ready_timeout,
+            echo=self.echo,
+        )
+        self._services.setdefault(name, []).append(proc)
+        return proc

@@ -1,0 +1,1 @@
+"""Helpers shared by the service and end-to-end tests: trees, CloudEvents, waiting."""

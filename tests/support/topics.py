@@ -1,0 +1,54 @@
+"""Reading a topic from its beginning without a consumer group (no ~5 s group join on Tansu)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from huibao_contracts.topics import PARTITIONS
+from tests.support.waits import wait_until
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    """Every record of `topic` up to its current end: `assign()` + `seek_to_beginning`."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS.get(topic, 1))]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        records: list[Record] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(*parts, timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_records(
+    bootstrap: str,
+    topic: str,
+    pred: Callable[[Record], bool],
+    count: int = 1,
+    timeout: float = 30,  # noqa: ASYNC109 (a polling deadline)
+) -> list[Record]:
+    """Records of `topic` matching `pred`, once there are at least `count` of them."""
+
+    async def enough() -> list[Record]:
+        found = [r for r in await read_topic(bootstrap, topic) if pred(r)]
+        return found if len(found) >= count else []
+
+    return await wait_until(enough, timeout=timeout, interval=0.5, message=f"{count} on {topic}")
+
+
+def headers_dict(record: Record) -> dict[str, bytes]:
+    """The record's headers as a dict (the last value of a repeated name wins)."""
+    return {k: v or b"" for k, v in record.headers}

@@ -1,0 +1,48 @@
+"""Waiting for something that happens asynchronously (a rollup catching up, a restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    fn: Callable[[], T | Awaitable[T]],
+    timeout: float = 20,  # noqa: ASYNC109 (a polling deadline, not a cancel scope)
+    interval: float = 0.1,
+    message: str = "",
+) -> T:
+    """Call `fn` (sync or async) until it returns something truthy, and return that.
+
+    An exception from `fn` (a failed assert, a refused connection) counts as "not yet".
+    After `timeout` seconds an AssertionError says what `fn` last returned or raised.
+    """
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    last: Any = None
+    last_error: BaseException | None = None
+    while True:
+        attempts += 1
+        try:
+            result = fn()
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as e:
+            last_error, last = e, None
+        else:
+            if result:
+                return result  # type: ignore[return-value]
+            last_error, last = None, result
+        if time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(interval)
+    name = getattr(fn, "__qualname__", repr(fn))
+    what = f"raised {last_error!r}" if last_error is not None else f"returned {last!r}"
+    raise AssertionError(
+        f"{message or name} did not hold within {timeout}s ({attempts} attempts); last call {what}"
+    ) from last_error
