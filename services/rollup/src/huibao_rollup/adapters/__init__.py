@@ -1,0 +1,1 @@
+"""PostgreSQL and Kafka adapters of the rollup."""

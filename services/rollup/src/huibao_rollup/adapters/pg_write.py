@@ -1,0 +1,141 @@
+"""The write side in PostgreSQL: facts, aggregate deltas and consumed positions.
+
+Everything a batch changes is written in the caller's transaction with a handful of
+statements over `unnest` arrays: aggregate cells in sorted key order (a fixed lock order,
+so concurrent writers never deadlock), facts upserted by `activity_id`, positions upserted
+per partition. A partition's position row is locked first and compared with what the
+consumer expects: when another replica moved it meanwhile (a rebalance overtook this one),
+the batch is refused and nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+import asyncpg
+import orjson
+
+from huibao_rollup.domain.aggregation import Cell
+from huibao_rollup.domain.model import Fact
+
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+"""A connection, pooled or not."""
+
+SEP = "/"
+"""Joins path ids in transit; org-unit ids never contain it."""
+
+_FACT_COLUMNS = (
+    "activity_id, unit, type, date, revision, message_key, first_reported_at, on_time,"
+    " retracted, contribution, path"
+)
+
+
+def fact_from_row(row: asyncpg.Record) -> Fact:
+    """A stored fact."""
+    return Fact(
+        activity_id=row["activity_id"], unit=row["unit"], type=row["type"], date=row["date"],
+        revision=row["revision"], message_key=row["message_key"],
+        first_reported_at=row["first_reported_at"], on_time=row["on_time"],
+        retracted=row["retracted"], contribution=dict(row["contribution"]),
+        path=tuple(row["path"]),
+    )
+
+
+async def lock_facts(conn: Conn, activity_ids: Sequence[str]) -> dict[str, Fact]:
+    """Stored facts of these activities, locked (in id order) until the transaction ends."""
+    rows = await conn.fetch(
+        f"SELECT {_FACT_COLUMNS} FROM rollup.facts WHERE activity_id = ANY($1::text[])"
+        " ORDER BY activity_id FOR UPDATE",
+        sorted(set(activity_ids)),
+    )
+    return {r["activity_id"]: fact_from_row(r) for r in rows}
+
+
+async def upsert_facts(conn: Conn, facts: Sequence[Fact]) -> None:
+    """Insert or replace facts."""
+    if not facts:
+        return
+    await conn.execute(
+        f"""INSERT INTO rollup.facts ({_FACT_COLUMNS}, updated_at)
+        SELECT a, u, t, d, r, k, f, o, x, c::jsonb, string_to_array(p, '{SEP}'), now()
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[], $6::text[],
+                    $7::timestamptz[], $8::bool[], $9::bool[], $10::text[], $11::text[])
+             AS s(a, u, t, d, r, k, f, o, x, c, p)
+        ON CONFLICT (activity_id) DO UPDATE SET
+            unit = EXCLUDED.unit, type = EXCLUDED.type, date = EXCLUDED.date,
+            revision = EXCLUDED.revision, message_key = EXCLUDED.message_key,
+            first_reported_at = EXCLUDED.first_reported_at, on_time = EXCLUDED.on_time,
+            retracted = EXCLUDED.retracted, contribution = EXCLUDED.contribution,
+            path = EXCLUDED.path, updated_at = now()""",
+        [f.activity_id for f in facts], [f.unit for f in facts], [f.type for f in facts],
+        [f.date for f in facts], [f.revision for f in facts], [f.message_key for f in facts],
+        [f.first_reported_at for f in facts], [f.on_time for f in facts],
+        [f.retracted for f in facts], [orjson.dumps(f.contribution).decode() for f in facts],
+        [SEP.join(f.path) for f in facts],
+    )
+
+
+async def update_paths(conn: Conn, moved: Mapping[str, tuple[str, ...]]) -> None:
+    """Record the path each re-attributed fact now counts through."""
+    if not moved:
+        return
+    ids = sorted(moved)
+    await conn.execute(
+        f"""UPDATE rollup.facts f SET path = string_to_array(s.p, '{SEP}'), updated_at = now()
+        FROM unnest($1::text[], $2::text[]) AS s(a, p) WHERE f.activity_id = s.a""",
+        ids, [SEP.join(moved[i]) for i in ids],
+    )
+
+
+async def add_cells(conn: Conn, cells: Sequence[tuple[Cell, Decimal]]) -> None:
+    """Add deltas to aggregate rows (cells must come sorted by key)."""
+    if not cells:
+        return
+    await conn.execute(
+        """INSERT INTO rollup.agg AS a (node, period, metric, shard, value)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[])
+        ON CONFLICT (node, period, metric, shard) DO UPDATE SET value = a.value + EXCLUDED.value""",
+        [c[0][0] for c in cells], [c[0][1] for c in cells], [c[0][2] for c in cells],
+        [c[0][3] for c in cells], [c[1] for c in cells],
+    )
+
+
+async def read_positions(pool: asyncpg.Pool, topic: str) -> dict[int, tuple[int, str]]:
+    """The last record applied per partition: offset and message key."""
+    rows = await pool.fetch(
+        'SELECT partition, "offset", message_key FROM rollup.offsets WHERE topic = $1', topic
+    )
+    return {r["partition"]: (r["offset"], r["message_key"]) for r in rows}
+
+
+async def fence(conn: Conn, topic: str, expected: Mapping[int, int]) -> list[int]:
+    """Lock the position rows of these partitions; the partitions whose stored offset is not
+    the one expected (another replica applied past it), empty when all is as expected."""
+    parts = sorted(expected)
+    await conn.execute(
+        """INSERT INTO rollup.offsets (topic, partition, "offset", message_key)
+        SELECT $1, p, -1, '' FROM unnest($2::int[]) AS p ON CONFLICT DO NOTHING""",
+        topic, parts,
+    )
+    rows = await conn.fetch(
+        'SELECT partition, "offset" FROM rollup.offsets WHERE topic = $1'
+        " AND partition = ANY($2::int[]) ORDER BY partition FOR UPDATE",
+        topic, parts,
+    )
+    return [r["partition"] for r in rows if r["offset"] != expected[r["partition"]]]
+
+
+async def save_positions(
+    conn: Conn, topic: str, positions: Mapping[int, tuple[int, str]]
+) -> None:
+    """Record the last record applied per partition."""
+    parts = sorted(positions)
+    await conn.execute(
+        """UPDATE rollup.offsets o SET "offset" = s.o, message_key = s.k, updated_at = $5
+        FROM unnest($2::int[], $3::bigint[], $4::text[]) AS s(p, o, k)
+        WHERE o.topic = $1 AND o.partition = s.p""",
+        topic, parts, [positions[p][0] for p in parts], [positions[p][1] for p in parts],
+        dt.datetime.now(dt.UTC),
+    )

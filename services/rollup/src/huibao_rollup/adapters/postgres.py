@@ -1,0 +1,135 @@
+"""The rollup's PostgreSQL repository: one pool, units of work, driver errors translated."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+
+from huibao_platform import auth
+from huibao_platform.db import apply_schema, create_pool
+from huibao_platform.errors import StorageUnavailableError
+from huibao_rollup.adapters import pg_read, pg_tree, pg_write
+from huibao_rollup.adapters.pg_write import Conn
+from huibao_rollup.domain.aggregation import Cell
+from huibao_rollup.domain.completeness import Held
+from huibao_rollup.domain.model import Fact
+from huibao_rollup.domain.tree import Version
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
+DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class UnitOfWork:
+    """One transaction: everything written through it commits or rolls back together."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def fence(self, topic: str, expected: Mapping[int, int]) -> list[int]:
+        """Lock position rows; the partitions another replica moved (see pg_write.fence)."""
+        return await pg_write.fence(self.conn, topic, expected)
+
+    async def lock_facts(self, activity_ids: Sequence[str]) -> dict[str, Fact]:
+        """Stored facts of these activities, locked."""
+        return await pg_write.lock_facts(self.conn, activity_ids)
+
+    async def lock_facts_through(self, unit: str, since: dt.date) -> list[Fact]:
+        """Facts counted through `unit` dated on or after `since`, locked."""
+        return await pg_tree.lock_facts_through(self.conn, unit, since)
+
+    async def write(self, cells: Sequence[tuple[Cell, Decimal]], facts: Sequence[Fact]) -> None:
+        """Aggregate deltas and upserted facts."""
+        await pg_write.add_cells(self.conn, cells)
+        await pg_write.upsert_facts(self.conn, facts)
+
+    async def move(self, cells: Sequence[tuple[Cell, Decimal]],
+                   moved: Mapping[str, tuple[str, ...]]) -> None:
+        """Aggregate deltas of re-attributed facts, and their new paths."""
+        await pg_write.add_cells(self.conn, cells)
+        await pg_write.update_paths(self.conn, moved)
+
+    async def save_positions(self, topic: str, positions: Mapping[int, tuple[int, str]]) -> None:
+        """The last record applied per partition."""
+        await pg_write.save_positions(self.conn, topic, positions)
+
+    async def upsert_versions(self, versions: Sequence[Version]) -> None:
+        """Tree versions."""
+        await pg_tree.upsert_versions(self.conn, versions)
+
+
+class Repository:
+    """Everything the rollup keeps in PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool | None = None) -> None:
+        self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool (set by `connect`)."""
+        if self._pool is None:
+            raise StorageUnavailableError("the rollup is not connected to PostgreSQL yet")
+        return self._pool
+
+    async def connect(self, url: str, size: int) -> None:
+        """Open the pool (retrying while PostgreSQL starts) and set up the schema."""
+        self._pool = await create_pool(url, min_size=1, max_size=size)
+        await self.setup()
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def setup(self) -> None:
+        """Create the schema (and the auth table reporting owns, if missing)."""
+        try:
+            await apply_schema(self.pool, "rollup", SCHEMA)
+            # reporting may create it at the same moment: then it exists, which is all we need
+            with contextlib.suppress(asyncpg.UniqueViolationError):
+                await self.pool.execute(auth.DDL)
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(f"cannot set up the rollup schema: {e}") from e
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction; driver errors become StorageUnavailableError."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield UnitOfWork(conn)
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(str(e)) from e
+
+    async def read_positions(self, topic: str) -> dict[int, tuple[int, str]]:
+        """Partition → (offset, message key) of the last record applied."""
+        try:
+            return await pg_write.read_positions(self.pool, topic)
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(str(e)) from e
+
+    async def load_versions(self) -> list[Version]:
+        """Every stored tree version."""
+        try:
+            return await pg_tree.load_versions(self.pool)
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(str(e)) from e
+
+    async def sums(self, nodes: Sequence[str], periods: Sequence[str]) -> pg_read.Sums:
+        """Aggregates of these nodes and periods, summed over shards."""
+        try:
+            return await pg_read.sums(self.pool, nodes, periods)
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(str(e)) from e
+
+    async def party_days(self, node: str, first: dt.date, last: dt.date) -> list[Held]:
+        """Party Day reports counted under `node` dated in [first, last]."""
+        try:
+            return await pg_read.party_days(self.pool, node, first, last)
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(str(e)) from e

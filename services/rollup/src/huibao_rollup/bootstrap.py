@@ -1,0 +1,150 @@
+"""The one wiring point: adapters, the rollup, its consumers and the HTTP app.
+
+`build_app(settings)` returns the FastAPI app; its lifespan connects to PostgreSQL, loads
+the tree, starts the org-unit feed and the accepted-event consumer as background tasks, and
+on shutdown stops them before closing the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from huibao_platform.auth import TokenStore
+from huibao_platform.clock import Clock, SystemClock
+from huibao_platform.db import ping
+from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
+from huibao_platform.http import install_common, principal_dependency
+from huibao_platform.kafka import broker_reachable, ensure_topics
+from huibao_platform.logs import get_logger
+from huibao_rollup.adapters.kafka_events import EventSource
+from huibao_rollup.adapters.kafka_tree import TreeFeed
+from huibao_rollup.adapters.postgres import Repository
+from huibao_rollup.domain.tree import Tree
+from huibao_rollup.entrypoints.http import build_router
+from huibao_rollup.entrypoints.kafka import run_events, run_tree
+from huibao_rollup.handlers import Rollup
+from huibao_rollup.queries import Queries
+from huibao_rollup.settings import RollupSettings
+
+log = get_logger(__name__)
+
+
+async def _started(start: Callable[[], Awaitable[None]], what: str, stop: asyncio.Event) -> bool:
+    """Start a Kafka client, retrying while the broker is away; False when stopped first."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await start()
+        except Exception as e:  # aiokafka raises several unrelated types here
+            log.warning("kafka_start_retry", client=what, error=str(e))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return True
+    return False
+
+
+class RollupService:
+    """The running parts of one replica: repository, tree, consumers and their tasks."""
+
+    def __init__(self, settings: RollupSettings, clock: Clock) -> None:
+        self.settings = settings
+        self.tree = Tree()
+        self.repo = Repository()
+        self.rollup = Rollup(self.repo, self.tree, settings.calendar)
+        self.queries = Queries(self.repo, self.tree, settings.calendar, clock)
+        self.tokens: TokenStore | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def token_store(self) -> TokenStore:
+        """The token store (available once started)."""
+        if self.tokens is None:
+            raise StorageUnavailableError("the rollup is starting")
+        return self.tokens
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        feed = TreeFeed(settings, self.rollup.apply_changes, settings.orgunit_topic)
+        source = EventSource(settings, self.repo, settings.accepted_topic)
+        tree_task: asyncio.Task[None] | None = None
+        try:
+            if not await _started(feed.start, "orgunit_feed", stop):
+                return
+            tree_task = asyncio.create_task(run_tree(feed, stop), name="rollup-tree")
+            if await _started(source.start, "event_consumer", stop):
+                await run_events(self.rollup, source, feed, stop,
+                                 settings.unknown_unit_retry_seconds)
+        finally:
+            stop.set()
+            if tree_task is not None:
+                await tree_task
+            await source.stop()
+            await feed.stop()
+
+    @asynccontextmanager
+    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        """Connect, load the tree, run the consumers; stop them all on the way out."""
+        settings = self.settings
+        await self.repo.connect(settings.database_url, settings.db_pool_size)
+        self.tokens = TokenStore(self.repo.pool, settings.admin_token)
+        await self.rollup.load_tree()
+        try:
+            await ensure_topics(settings)
+        except BrokerUnavailableError as e:
+            log.warning("topics_not_ensured", error=str(e))
+        stop = asyncio.Event()
+        self._task = asyncio.create_task(self._consume(stop), name="rollup-consumers")
+        self._task.add_done_callback(_report)
+        log.info("rollup_started", port=settings.http_port, group=settings.consumer_group)
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                async with asyncio.timeout(15):
+                    await asyncio.shield(self._task)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+            self._task = None
+            self.tokens = None
+            await self.repo.close()
+            log.info("rollup_stopped")
+
+    async def storage_ok(self) -> bool:
+        """PostgreSQL answers."""
+        try:
+            return await ping(self.repo.pool)
+        except StorageUnavailableError:
+            return False
+
+    async def broker_ok(self) -> bool:
+        """The broker answers."""
+        return await broker_reachable(self.settings)
+
+    async def consumer_ok(self) -> bool:
+        """The consumers are running."""
+        return self._task is not None and not self._task.done()
+
+
+def build_app(settings: RollupSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The rollup service as an ASGI app."""
+    settings = settings or RollupSettings()
+    service = RollupService(settings, clock or SystemClock())
+    app = FastAPI(title="Huibao rollup", version="1.0.0", lifespan=service.lifespan,
+                  description="Live aggregates of Party-member education activity, per org "
+                              "unit and period, with completeness of the monthly Party Day.")
+    app.state.service = service
+    install_common(app, "rollup", {"postgres": service.storage_ok, "kafka": service.broker_ok,
+                                   "consumer": service.consumer_ok})
+    principal = principal_dependency(service.token_store)
+    app.include_router(build_router(service.queries, principal, settings.page_size_max))
+    return app
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.error("rollup_consumers_crashed", error=repr(e), exc_info=e)

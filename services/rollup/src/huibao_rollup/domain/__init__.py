@@ -1,0 +1,1 @@
+"""The rollup arithmetic: pure Python, no I/O."""

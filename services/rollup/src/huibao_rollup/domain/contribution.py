@@ -1,0 +1,94 @@
+"""What one activity payload adds to the metrics of the catalogue.
+
+A retracted activity contributes nothing; a Party Day counts as on time or late as decided
+from the first report's instant against the calendar deadline of its month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.periods import Period
+from huibao_rollup.domain.model import Contribution, Number
+
+PARTY_DAY = "huibao.party_day.held.v1"
+
+
+def _num(data: Mapping[str, Any], key: str) -> Number:
+    value = data.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return value
+
+
+def _fields(**metrics: str) -> Callable[[Mapping[str, Any]], Contribution]:
+    """A rule adding payload fields: `metric=field`, or `metric="=1"` for a count of one."""
+
+    def rule(data: Mapping[str, Any]) -> Contribution:
+        return {m: 1 if f == "=1" else _num(data, f) for m, f in metrics.items()}
+
+    return rule
+
+
+RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
+    "huibao.lesson.delivered.v1": _fields(
+        **{"lesson.delivered": "=1", "lesson.audience": "audience",
+           "lesson.minutes": "duration_minutes"}
+    ),
+    "huibao.training.held.v1": _fields(
+        **{"training.sessions": "=1", "training.participants": "participants",
+           "training.hours": "hours"}
+    ),
+    "huibao.outreach.held.v1": _fields(
+        **{"outreach.sessions": "=1", "outreach.audience": "audience",
+           "outreach.expected": "expected", "outreach.present": "present",
+           "outreach.responses": "responses", "outreach.satisfied": "satisfied"}
+    ),
+    "huibao.volunteer.served.v1": _fields(
+        **{"volunteer.activities": "=1", "volunteer.volunteers": "volunteers",
+           "volunteer.served": "served"}
+    ),
+    "huibao.feedback.collected.v1": _fields(**{"feedback.collected": "items"}),
+    "huibao.feedback.resolved.v1": _fields(**{"feedback.resolved": "items"}),
+    "huibao.screening.held.v1": _fields(
+        **{"screening.held": "=1", "screening.audience": "audience"}
+    ),
+    "huibao.points.awarded.v1": _fields(**{"points.awarded": "points"}),
+}
+"""Every activity type other than the Party Day, with the metrics it adds to."""
+
+
+def is_known_type(event_type: str) -> bool:
+    """True for the activity types the rollup counts."""
+    return event_type == PARTY_DAY or event_type in RULES
+
+
+def on_time(rules: CalendarRules, event_type: str, day: dt.date, first_reported_at: dt.datetime,
+            ) -> bool | None:
+    """For a Party Day: whether its first report beat the deadline of its month; else None."""
+    if event_type != PARTY_DAY:
+        return None
+    return rules.is_on_time(Period.month_of(day), first_reported_at)
+
+
+def contribution(
+    event_type: str, data: Mapping[str, Any], *, retracted: bool, on_time: bool | None
+) -> Contribution:
+    """The metric amounts one revision of an activity adds; empty when retracted."""
+    if retracted:
+        return {}
+    if event_type == PARTY_DAY:
+        amounts: Contribution = {
+            "party_day.held": 1,
+            "party_day.on_time": 1 if on_time else 0,
+            "party_day.late": 0 if on_time else 1,
+            "party_day.attendees": _num(data, "attendees"),
+            "party_day.members": _num(data, "members"),
+        }
+    else:
+        rule = RULES.get(event_type)
+        amounts = rule(data) if rule else {}
+    return {m: v for m, v in amounts.items() if v}

@@ -1,0 +1,137 @@
+"""The query API (port 8002): summaries, children, completeness, series, the tree.
+
+Every route needs a bearer token and answers only inside the token's subtree (403);
+an unknown node is 404, a malformed period or metric 422. List endpoints answer CSV with
+`Accept: text/csv` or `?format=csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from huibao_platform.auth import Principal
+from huibao_platform.http import error_body
+from huibao_rollup.queries import Queries, QueryError, parse_period
+
+PrincipalDep = Callable[..., Awaitable[Principal]]
+Format = Annotated[str | None, Query(pattern="^(json|csv)$", description="`csv` for CSV.")]
+Limit = Annotated[int, Query(ge=1, description="Page size (capped by the service).")]
+Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+
+
+def _wants_csv(request: Request, fmt: str | None) -> bool:
+    return fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+def _fail(e: QueryError) -> HTTPException:
+    return HTTPException(e.status, error_body(e.field, e.reason, e.message))
+
+
+def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> APIRouter:
+    """The query API routes."""
+    router = APIRouter(prefix="/v1", tags=["rollup"])
+    caller = Depends(principal)
+
+    def scoped(who: Principal, node: str) -> None:
+        try:
+            queries.authorize(who, node)
+        except QueryError as e:
+            raise _fail(e) from e
+
+    @router.get("/roots", summary="The roots the token may see")
+    async def roots(*, who: Principal = caller, request: Request,
+                    format: Format = None) -> Any:
+        answer = queries.roots(who)
+        if _wants_csv(request, format):
+            return _csv(("id", "name", "level"),
+                        ((i["id"], i["name"], i["level"]) for i in answer["items"]))
+        return answer
+
+    @router.get("/nodes/{id}", summary="One org unit with its path and children")
+    async def node(id: str, who: Principal = caller) -> Any:
+        scoped(who, id)
+        return queries.node(id)
+
+    @router.get("/nodes/{id}/summary", summary="Every public metric of a node in a period")
+    async def summary(id: str, *, who: Principal = caller, request: Request,
+                      period: Annotated[str, Query(examples=["2026-07"])],
+                      format: Format = None) -> Any:
+        scoped(who, id)
+        try:
+            answer = await queries.summary(id, parse_period(period))
+        except QueryError as e:
+            raise _fail(e) from e
+        if _wants_csv(request, format):
+            return _csv(("metric", "value"), answer["metrics"].items())
+        return answer
+
+    @router.get("/nodes/{id}/children", summary="Children ranked by a metric")
+    async def children(id: str, *, who: Principal = caller, request: Request,
+                       period: Annotated[str, Query(examples=["2026-07"])],
+                       metric: str = "party_day.held", limit: Limit = 100, offset: Offset = 0,
+                       format: Format = None) -> Any:
+        scoped(who, id)
+        try:
+            answer = await queries.children(id, parse_period(period), metric,
+                                            min(limit, page_cap), offset)
+        except QueryError as e:
+            raise _fail(e) from e
+        if _wants_csv(request, format):
+            return _csv(("rank", "id", "name", "level", "value"),
+                        ((i["rank"], i["id"], i["name"], i["level"], i["value"])
+                         for i in answer["items"]))
+        return answer
+
+    @router.get("/nodes/{id}/completeness", summary="Who held the month's Party Day, and who not")
+    async def completeness(id: str, *, who: Principal = caller, request: Request,
+                           period: Annotated[str, Query(examples=["2026-07"])],
+                           cycle: str = "party_day", limit: Limit = 100, offset: Offset = 0,
+                           format: Format = None) -> Any:
+        scoped(who, id)
+        try:
+            if cycle != "party_day":
+                raise QueryError(422, "cycle", "invalid_field", "only `party_day` is supported")
+            answer = await queries.completeness(id, parse_period(period, month_only=True),
+                                                min(limit, page_cap), offset)
+        except QueryError as e:
+            raise _fail(e) from e
+        if _wants_csv(request, format):
+            rows = [("missing", i["id"], i["name"], i["parent"], "")
+                    for i in answer["missing_units"]["items"]]
+            rows += [("late", i["id"], i["name"], i["parent"], i["reported_at"])
+                     for i in answer["late_units"]["items"]]
+            return _csv(("status", "id", "name", "parent", "reported_at"), rows)
+        return answer
+
+    @router.get("/nodes/{id}/series", summary="A metric month by month")
+    async def series(id: str, *, who: Principal = caller, request: Request,
+                     metric: str,
+                     from_: Annotated[str, Query(alias="from", examples=["2026-01"])],
+                     to: Annotated[str, Query(examples=["2026-12"])],
+                     format: Format = None) -> Any:
+        scoped(who, id)
+        try:
+            answer = await queries.series(id, metric, parse_period(from_, "from"),
+                                          parse_period(to, "to"))
+        except QueryError as e:
+            raise _fail(e) from e
+        if _wants_csv(request, format):
+            return _csv(("period", "value"), ((p["period"], p["value"]) for p in answer["points"]))
+        return answer
+
+    return router
+

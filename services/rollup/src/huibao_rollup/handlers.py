@@ -1,0 +1,156 @@
+"""The rollup's use cases: apply a batch of accepted events, apply org-unit changes.
+
+A batch is one PostgreSQL transaction: the position rows of its partitions are locked and
+checked first (a replica overtaken by a rebalance writes nothing), then the stored facts of
+its activities are locked, the events folded in memory, and the changed aggregate cells,
+facts and positions written together. Kafka hears about it only after the commit.
+
+A tree change that moves a unit re-attributes, in one transaction, the facts counted
+through that unit and dated on or after the change's effective date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.orgunits import OrgUnitChange
+from huibao_platform import metrics
+from huibao_platform.logs import get_logger
+from huibao_rollup.adapters.kafka_events import EventSource, Polled
+from huibao_rollup.adapters.postgres import Repository
+from huibao_rollup.domain.aggregation import Deltas, Fold, Outcome
+from huibao_rollup.domain.tree import Tree, UnknownUnitError, Version
+
+log = get_logger(__name__)
+
+REATTRIBUTION_SHARD = -1
+"""Shard of the aggregate rows written when the tree moves facts between ancestors."""
+
+
+class FencedError(Exception):
+    """Another replica applied past the position this batch expected."""
+
+    def __init__(self, partitions: list[int]) -> None:
+        super().__init__(f"partitions moved on by another replica: {partitions}")
+        self.partitions = partitions
+
+
+class Rollup:
+    """Applies events and tree changes to PostgreSQL and the in-memory tree."""
+
+    def __init__(self, repo: Repository, tree: Tree, rules: CalendarRules) -> None:
+        self.repo = repo
+        self.tree = tree
+        self.rules = rules
+        self.tree_lock = asyncio.Lock()
+        """Serialises tree changes with batches, so a batch sees one tree throughout."""
+        self._pending: list[tuple[str, dt.date]] = []
+
+    async def load_tree(self) -> None:
+        """Load the stored tree into memory."""
+        for v in await self.repo.load_versions():
+            self.tree.apply(v)
+        log.info("tree_loaded", units=len(self.tree))
+
+    def unknown_units(self, batch: Sequence[Polled]) -> list[str]:
+        """Units named by the batch whose path the tree cannot resolve yet."""
+        return sorted(
+            {p.event.unit for p in batch
+             if p.event is not None and not self.tree.knows_path(p.event.unit, p.event.date)}
+        )
+
+    async def apply_events(
+        self,
+        batch: Sequence[Polled],
+        *,
+        source: EventSource,
+        generation: int,
+        catch_up: Callable[[], Awaitable[None]],
+        retry_seconds: float,
+        stop: asyncio.Event,
+    ) -> dict[int, tuple[int, str]] | None:
+        """Apply one batch; the positions committed, or None when the batch was dropped
+        (a rebalance or another replica overtook it: the source was repositioned) or is
+        still waiting for units when `stop` is set."""
+        while unknown := self.unknown_units(batch):
+            if stop.is_set():
+                return None
+            log.warning("unknown_units", count=len(unknown), units=unknown[:10])
+            await catch_up()
+            if self.unknown_units(batch):
+                await asyncio.sleep(retry_seconds)
+        started = time.perf_counter()
+        positions: dict[int, tuple[int, str]] = {}
+        for p in batch:
+            positions[p.partition] = (p.offset, p.key)
+        events = [p.event for p in batch if p.event is not None]
+        async with source.lock:
+            if source.generation != generation or not all(source.owns(p) for p in positions):
+                await source.reposition()
+                return None
+            expected = {p: source.expected(p) for p in positions}
+            try:
+                async with self.tree_lock, self.repo.unit_of_work() as uow:
+                    if fenced := await uow.fence(source.topic, expected):
+                        raise FencedError(fenced)
+                    fold = Fold(self.rules, self.tree, await uow.lock_facts(
+                        [e.activity_id for e in events]))
+                    outcomes = Counter(fold.apply(e) for e in events)
+                    cells = fold.deltas.changed()
+                    await uow.write(cells, list(fold.changed.values()))
+                    await uow.save_positions(source.topic, positions)
+            except FencedError as e:
+                log.warning("batch_fenced", partitions=e.partitions)
+                await source.reposition(e.partitions)
+                return None
+            source.applied(positions)
+        elapsed = time.perf_counter() - started
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.BATCH_DURATION.observe(elapsed)
+        metrics.EVENTS_APPLIED.inc(outcomes[Outcome.APPLIED] + outcomes[Outcome.CORRECTED])
+        metrics.CORRECTIONS.inc(outcomes[Outcome.CORRECTED])
+        metrics.DUPLICATES.inc(outcomes[Outcome.DUPLICATE])
+        log.info("batch_applied", records=len(batch), cells=len(cells),
+                 duration_ms=round(elapsed * 1000, 1), partitions=sorted(positions),
+                 **{str(k): v for k, v in outcomes.items()})
+        return positions
+
+    async def apply_changes(self, changes: Sequence[OrgUnitChange]) -> None:
+        """Store tree changes and re-attribute the facts a move or merge affects."""
+        async with self.tree_lock:
+            versions = [Version.of(c) for c in changes]
+            for v in versions:
+                existing = self.tree.current(v.unit, v.effective)
+                if self.tree.apply(v) and existing is not None and (
+                    v.kind in ("move", "merge")
+                    or (existing.parent, existing.merged_into) != (v.parent, v.merged_into)
+                ):
+                    self._pending.append((v.unit, v.effective))
+            async with self.repo.unit_of_work() as uow:
+                await uow.upsert_versions(versions)
+            while self._pending:
+                unit, since = self._pending[0]
+                await self._reattribute(unit, since)
+                self._pending.pop(0)
+
+    async def _reattribute(self, unit: str, since: dt.date) -> None:
+        async with self.repo.unit_of_work() as uow:
+            facts = await uow.lock_facts_through(unit, since)
+            deltas = Deltas()
+            moved: dict[str, tuple[str, ...]] = {}
+            for f in facts:
+                try:
+                    path = self.tree.path_on(f.unit, f.date)
+                except UnknownUnitError:
+                    continue
+                if path != f.path:
+                    deltas.add(f.path, f.date, f.contribution, -1, REATTRIBUTION_SHARD)
+                    deltas.add(path, f.date, f.contribution, 1, REATTRIBUTION_SHARD)
+                    moved[f.activity_id] = path
+            await uow.move(deltas.changed(), moved)
+        log.info("facts_reattributed", unit=unit, since=str(since), facts=len(moved))

@@ -1,0 +1,183 @@
+"""The read side: answers of the query API, built from aggregates, facts and the tree.
+
+Nodes are described with the tree as it stands today; a period's numbers use the tree in
+force during that period (see `domain.views`). Errors are raised as `QueryError`s that the
+HTTP entrypoint maps to 404, 403 and 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.metrics import PUBLIC
+from huibao_contracts.periods import InvalidPeriodError, Period, PeriodKind, month_range
+from huibao_platform.auth import Principal
+from huibao_platform.clock import Clock
+from huibao_rollup.adapters.postgres import Repository
+from huibao_rollup.domain.completeness import completeness
+from huibao_rollup.domain.tree import Tree, UnknownUnitError
+from huibao_rollup.domain.views import Value, public_metrics, tree_metrics
+
+MAX_SERIES_MONTHS = 240
+
+
+@dataclass(frozen=True)
+class QueryError(Exception):
+    """A request the rollup cannot answer: HTTP `status`, the `field` at fault, a message."""
+
+    status: int
+    field: str
+    reason: str
+    message: str
+
+
+def parse_period(text: str, field: str = "period", *, month_only: bool = False) -> Period:
+    """A period from the query string, or a 422 naming the field."""
+    try:
+        period = Period.parse(text)
+    except InvalidPeriodError as e:
+        raise QueryError(422, field, "invalid_field", str(e)) from e
+    if month_only and period.kind is not PeriodKind.MONTH:
+        raise QueryError(422, field, "invalid_field", f"{text!r} is not a month (YYYY-MM)")
+    return period
+
+
+def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    """One page of a list, with its total."""
+    return {"total": len(items), "offset": offset, "limit": limit,
+            "items": items[offset:offset + limit]}
+
+
+class Queries:
+    """Builds every answer of the query API."""
+
+    def __init__(self, repo: Repository, tree: Tree, rules: CalendarRules, clock: Clock) -> None:
+        self._repo = repo
+        self._tree = tree
+        self._rules = rules
+        self._clock = clock
+
+    def today(self) -> dt.date:
+        """The local date now."""
+        return self._rules.local_date(self._clock.now())
+
+    def _path(self, node: str, day: dt.date) -> tuple[str, ...]:
+        try:
+            return self._tree.path_on(node, day)
+        except UnknownUnitError:
+            return (node,)
+
+    def authorize(self, principal: Principal, node: str) -> None:
+        """404 for an unknown node, 403 when it lies outside the principal's subtree."""
+        if node not in self._tree:
+            raise QueryError(404, "id", "not_found", f"no org unit {node!r}")
+        if principal.is_admin or principal.unit in self._path(node, self.today()):
+            return
+        raise QueryError(403, "id", "out_of_scope",
+                         f"{node!r} is outside the subtree of {principal.unit!r}")
+
+    def brief(self, node: str) -> dict[str, Any]:
+        """`{"id","name","level","parent"}` of a node as it stands today."""
+        today = self.today()
+        v = self._tree.current(node, today)
+        assert v is not None
+        try:
+            parent = self._tree.parent_on(node, today)
+        except UnknownUnitError:
+            parent = v.parent
+        return {"id": node, "name": v.name, "level": v.level, "parent": parent}
+
+    def node(self, node: str) -> dict[str, Any]:
+        """A node with its path, members, dates and current children."""
+        today = self.today()
+        v = self._tree.current(node, today)
+        assert v is not None
+        snap = self._tree.snapshot(today)
+        return {**self.brief(node), "path": list(self._path(node, today)), "members": v.members,
+                "opened": v.opened, "closed": v.closed,
+                "children": list(snap.children.get(node, ()))}
+
+    def roots(self, principal: Principal) -> dict[str, Any]:
+        """The roots a principal may see: every root for the admin, else its own unit."""
+        if principal.is_admin:
+            ids = list(self._tree.snapshot(self.today()).roots)
+        else:
+            ids = [principal.unit] if principal.unit and principal.unit in self._tree else []
+        items = [{k: b[k] for k in ("id", "name", "level")}
+                 for b in (self.brief(i) for i in ids)]
+        return {"items": items}
+
+    async def metrics_of(self, nodes: list[str], period: Period) -> dict[str, dict[str, Value]]:
+        """Every public metric of these nodes in one period."""
+        sums = await self._repo.sums(nodes, [str(period)])
+        return {n: public_metrics(sums.get((n, str(period)), {}),
+                                  tree_metrics(self._tree, self._rules, n, period))
+                for n in nodes}
+
+    async def summary(self, node: str, period: Period) -> dict[str, Any]:
+        """All metrics of a node in a period."""
+        metrics = await self.metrics_of([node], period)
+        return {"node": self.brief(node), "period": str(period), "metrics": metrics[node]}
+
+    async def children(self, node: str, period: Period, metric: str, limit: int, offset: int,
+                       ) -> dict[str, Any]:
+        """The children in force at the period's end, ranked by `metric` (1 = best)."""
+        if metric not in PUBLIC:
+            raise QueryError(422, "metric", "invalid_field", f"unknown metric {metric!r}")
+        snap = self._tree.snapshot(period.last_day)
+        ids = [c for c in snap.children.get(node, ())
+               if (v := snap.versions[c]).closed is None or v.closed > period.first_day]
+        metrics = await self.metrics_of(ids, period)
+        values = {c: metrics[c][metric] for c in ids}
+        ranked = sorted(ids, key=lambda c: (values[c] is None, -(values[c] or 0), c))
+        items: list[dict[str, Any]] = []
+        for i, c in enumerate(ranked):
+            value = values[c]
+            same = bool(items) and items[-1]["value"] == value
+            v = snap.versions[c]
+            items.append({"id": c, "name": v.name, "level": v.level, "value": value,
+                          "rank": items[-1]["rank"] if same else i + 1, "metrics": metrics[c]})
+        return {"node": self.brief(node), "period": str(period), "metric": metric,
+                **page(items, limit, offset)}
+
+    async def completeness(self, node: str, month: Period, limit: int, offset: int,
+                           ) -> dict[str, Any]:
+        """Expected, held, on time, late and missing branches of a month's Party Day."""
+        snap = self._tree.snapshot(self._rules.party_day_date(month))
+        held = await self._repo.party_days(node, month.first_day, month.last_day)
+        result = completeness(snap.active_branches_under(node), held)
+
+        def unit(u: str) -> dict[str, Any]:
+            v = snap.versions.get(u) or self._tree.current(u, snap.day)
+            path = snap.paths.get(u) or self._path(u, snap.day)
+            return {"id": u, "name": v.name if v else u,
+                    "parent": path[-2] if len(path) > 1 else None, "path": list(path)}
+
+        missing = [unit(u) for u in result.missing]
+        late = [{**unit(h.unit), "reported_at": h.reported_at.isoformat()}
+                for h in result.late_units]
+        return {"node": self.brief(node), "cycle": "party_day", "period": str(month),
+                "deadline": self._rules.deadline(month).isoformat(),
+                "expected": result.expected, "held": result.held, "on_time": result.on_time,
+                "late": result.late, "missing": len(result.missing),
+                "missing_units": page(missing, limit, offset),
+                "late_units": page(late, limit, offset)}
+
+    async def series(self, node: str, metric: str, first: Period, last: Period) -> dict[str, Any]:
+        """A metric month by month from `first` to `last`."""
+        if metric not in PUBLIC:
+            raise QueryError(422, "metric", "invalid_field", f"unknown metric {metric!r}")
+        if last < first:
+            raise QueryError(422, "to", "invalid_field", "`to` is before `from`")
+        months = month_range(first.months()[0], last.months()[-1])
+        if len(months) > MAX_SERIES_MONTHS:
+            raise QueryError(422, "to", "invalid_field",
+                             f"at most {MAX_SERIES_MONTHS} months in one series")
+        sums = await self._repo.sums([node], [str(m) for m in months])
+        points = [{"period": str(m), "value": public_metrics(
+            sums.get((node, str(m)), {}), tree_metrics(self._tree, self._rules, node, m))[metric]}
+            for m in months]
+        return {"node": self.brief(node), "metric": metric, "points": points}

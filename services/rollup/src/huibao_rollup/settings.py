@@ -1,0 +1,42 @@
+"""The rollup's one settings object, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from huibao_contracts.topics import ACTIVITY_ACCEPTED, ORGUNIT_CHANGES
+from huibao_platform.settings import CommonSettings
+
+
+class RollupSettings(CommonSettings):
+    """Everything the rollup service can be told (env prefix `HUIBAO_`)."""
+
+    http_port: int = Field(default=8002, ge=0, le=65535, description="HTTP port of the query API.")
+    consumer_group: str = Field(
+        default="huibao-rollup",
+        description="Consumer group of the accepted-activity consumer (HUIBAO_CONSUMER_GROUP).",
+    )
+    accepted_topic: str = Field(
+        default=ACTIVITY_ACCEPTED, description="Topic of accepted activity events."
+    )
+    orgunit_topic: str = Field(default=ORGUNIT_CHANGES, description="Topic of org-unit changes.")
+    batch_max_records: int = Field(
+        default=5000, ge=1, le=100_000, description="Most records applied in one transaction."
+    )
+    batch_wait_ms: int = Field(
+        default=200, ge=1, le=10_000, description="Longest wait for a batch to fill up."
+    )
+    session_timeout_ms: int = Field(
+        default=10_000, ge=1000, le=300_000,
+        description="Consumer-group session timeout: how soon a dead replica's partitions move.",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3000, ge=100, le=60_000, description="Consumer-group heartbeat interval."
+    )
+    page_size_max: int = Field(
+        default=1000, ge=1, le=100_000, description="Cap on `limit` of paginated answers."
+    )
+    unknown_unit_retry_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Pause before retrying a batch naming unknown units."
+    )
+    db_pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL pool size.")
