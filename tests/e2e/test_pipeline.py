@@ -11,7 +11,6 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-
 from tests.support.events import cloudevent
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
@@ -24,8 +23,14 @@ TRAINING = "huibao.training.held.v1"
 
 
 def party_day(activity: str, members: int, attendees: int, revision: int = 1) -> dict[str, Any]:
-    return {"activity_id": activity, "revision": revision, "date": "2026-07-26",
-            "members": members, "attendees": attendees, "theme": "学习党章"}
+    return {
+        "activity_id": activity,
+        "revision": revision,
+        "date": "2026-07-26",
+        "members": members,
+        "attendees": attendees,
+        "theme": "学习党章",
+    }
 
 
 async def summary(client: httpx.AsyncClient, rollup: str, node: str, period: str) -> dict[str, Any]:
@@ -37,8 +42,9 @@ async def summary(client: httpx.AsyncClient, rollup: str, node: str, period: str
 
 async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) -> None:
     p = "e2e1"
-    units = build_city(p, counties=2, townships_per_county=2, branches_per_township=2,
-                       members=lambda i: 20 + i)
+    units = build_city(
+        p, counties=2, townships_per_county=2, branches_per_township=2, members=lambda i: 20 + i
+    )
     branches = [u for u in units if u["level"] == "branch"]
     members = {b["id"]: b["members"] for b in branches}
     rep, roll = stack.urls["reporting"], stack.urls["rollup"]
@@ -56,13 +62,35 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
             # the same message again: a duplicate
             cloudevent(PD, b1, party_day(f"{p}-pd-b1", members[b1], 18), id="h1", time=on_time),
             # a correction of b2's report: 16 attendees instead of 15
-            cloudevent(PD, b2, party_day(f"{p}-pd-b2", members[b2], 16, revision=2), id="h3", time=late),
-            cloudevent(LESSON, b1, {"activity_id": f"{p}-ls-1", "date": "2026-07-10",
-                                    "speaker_role": "branch_secretary", "topic": "我来讲党课",
-                                    "audience": 30}, id="h4", time=on_time),
-            cloudevent(TRAINING, units[3]["id"], {"activity_id": f"{p}-tr-1", "date": "2026-07-12",
-                                                  "target_group": "secretaries", "participants": 40,
-                                                  "hours": 8}, id="h5", time=on_time),
+            cloudevent(
+                PD, b2, party_day(f"{p}-pd-b2", members[b2], 16, revision=2), id="h3", time=late
+            ),
+            cloudevent(
+                LESSON,
+                b1,
+                {
+                    "activity_id": f"{p}-ls-1",
+                    "date": "2026-07-10",
+                    "speaker_role": "branch_secretary",
+                    "topic": "我来讲党课",
+                    "audience": 30,
+                },
+                id="h4",
+                time=on_time,
+            ),
+            cloudevent(
+                TRAINING,
+                units[3]["id"],
+                {
+                    "activity_id": f"{p}-tr-1",
+                    "date": "2026-07-12",
+                    "target_group": "secretaries",
+                    "participants": 40,
+                    "hours": 8,
+                },
+                id="h5",
+                time=on_time,
+            ),
         ]
         r = await client.post(f"{rep}/v1/events", json=http_events)
         assert r.status_code == 200, r.text
@@ -77,19 +105,31 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
     producer = AIOKafkaProducer(bootstrap_servers=stack.infra.bootstrap_servers)
     await producer.start()
     try:
-        ev = cloudevent(PD, b3, party_day(f"{p}-pd-b3", members[b3], 12), id="k1", source="/gw",
-                        time=on_time)
-        await producer.send_and_wait("huibao.activity.submitted", key=b3.encode(),
-                                     value=orjson.dumps(ev),
-                                     headers=[("content-type", b"application/cloudevents+json")])
-        await producer.send_and_wait("huibao.activity.submitted", key=b3.encode(),
-                                     value=orjson.dumps(ev),
-                                     headers=[("content-type", b"application/cloudevents+json")])
-        ev4 = cloudevent(PD, b4, party_day(f"{p}-pd-b4", members[b4], 10), id="k2", source="/gw",
-                         time=on_time)
+        ev = cloudevent(
+            PD, b3, party_day(f"{p}-pd-b3", members[b3], 12), id="k1", source="/gw", time=on_time
+        )
+        await producer.send_and_wait(
+            "huibao.activity.submitted",
+            key=b3.encode(),
+            value=orjson.dumps(ev),
+            headers=[("content-type", b"application/cloudevents+json")],
+        )
+        await producer.send_and_wait(
+            "huibao.activity.submitted",
+            key=b3.encode(),
+            value=orjson.dumps(ev),
+            headers=[("content-type", b"application/cloudevents+json")],
+        )
+        ev4 = cloudevent(
+            PD, b4, party_day(f"{p}-pd-b4", members[b4], 10), id="k2", source="/gw", time=on_time
+        )
         attrs = [(f"ce_{k}", str(v).encode()) for k, v in ev4.items() if k != "data"]
-        await producer.send_and_wait("huibao.activity.submitted", key=b4.encode(),
-                                     value=orjson.dumps(ev4["data"]), headers=attrs)
+        await producer.send_and_wait(
+            "huibao.activity.submitted",
+            key=b4.encode(),
+            value=orjson.dumps(ev4["data"]),
+            headers=attrs,
+        )
     finally:
         await producer.stop()
 
@@ -98,9 +138,11 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
     t1 = by_id[b1]["parent"]
     c1 = by_id[t1]["parent"]
     async with httpx.AsyncClient(headers=auth, timeout=30) as client:
+
         async def city_held() -> bool:
             m = await summary(client, roll, p, "2026-07")
             return m["party_day.held"] == 4
+
         await wait_until(city_held, timeout=30)
 
         city = await summary(client, roll, p, "2026-07")
@@ -123,21 +165,33 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
         assert (await summary(client, roll, p, "2026-08"))["party_day.held"] == 0
 
         branch = await summary(client, roll, b2, "2026-07")
-        assert (branch["party_day.held"], branch["party_day.late"], branch["party_day.attendees"]) == (1, 1, 16)
+        assert (
+            branch["party_day.held"],
+            branch["party_day.late"],
+            branch["party_day.attendees"],
+        ) == (1, 1, 16)
 
         town = await summary(client, roll, t1, "2026-07")
         assert town["party_day.expected"] == 2
         assert town["party_day.held"] == 2
         assert town["lesson.delivered"] == 1
         county = await summary(client, roll, c1, "2026-07")
-        assert county["party_day.held"] == sum(1 for b in (b1, b2, b3, b4)
-                                               if by_id[by_id[b]["parent"]]["parent"] == c1)
+        assert county["party_day.held"] == sum(
+            1 for b in (b1, b2, b3, b4) if by_id[by_id[b]["parent"]]["parent"] == c1
+        )
         assert township  # the training's township is under the city
-        r = await client.get(f"{roll}/v1/nodes/{p}/completeness",
-                             params={"cycle": "party_day", "period": "2026-07"})
+        r = await client.get(
+            f"{roll}/v1/nodes/{p}/completeness", params={"cycle": "party_day", "period": "2026-07"}
+        )
         assert r.status_code == 200, r.text
         comp = r.json()
-        assert (comp["expected"], comp["held"], comp["on_time"], comp["late"], comp["missing"]) == (8, 4, 3, 1, 4)
+        assert (comp["expected"], comp["held"], comp["on_time"], comp["late"], comp["missing"]) == (
+            8,
+            4,
+            3,
+            1,
+            4,
+        )
         missing = {u["id"] for u in comp["missing_units"]["items"]}
         assert missing == {b["id"] for b in branches} - {b1, b2, b3, b4}
         assert [u["id"] for u in comp["late_units"]["items"]] == [b2]
@@ -156,8 +210,13 @@ async def test_every_service_is_healthy_and_exports_metrics(stack: Any) -> None:
 
 async def test_a_wrong_token_gets_401_and_no_token_gets_401(stack: Any) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.get(f"{stack.urls['rollup']}/v1/nodes/e2e1/summary", params={"period": "2026-07"})
+        r = await client.get(
+            f"{stack.urls['rollup']}/v1/nodes/e2e1/summary", params={"period": "2026-07"}
+        )
         assert r.status_code == 401
-        r = await client.post(f"{stack.urls['reporting']}/v1/events", json=[],
-                              headers={"Authorization": "Bearer nope"})
+        r = await client.post(
+            f"{stack.urls['reporting']}/v1/events",
+            json=[],
+            headers={"Authorization": "Bearer nope"},
+        )
         assert r.status_code == 401

@@ -30,8 +30,12 @@ ADMIN = "rollup-test-admin"
 RECEIVED = "2026-06-26T12:00:00+08:00"
 
 
-def changes(units: Iterable[dict[str, Any]], first_seq: int = 1, kind: str = "upsert",
-            effective: str | None = None) -> list[tuple[str, bytes]]:
+def changes(
+    units: Iterable[dict[str, Any]],
+    first_seq: int = 1,
+    kind: str = "upsert",
+    effective: str | None = None,
+) -> list[tuple[str, bytes]]:
     """OrgUnitChange records for units listed parents first (paths follow the parents)."""
     units = list(units)
     parents = {u["id"]: u.get("parent") for u in units}
@@ -40,27 +44,47 @@ def changes(units: Iterable[dict[str, Any]], first_seq: int = 1, kind: str = "up
         path = [u["id"]]
         while (p := parents.get(path[0])) is not None:
             path.insert(0, p)
-        change = {"seq": first_seq + i, "kind": kind, "effective": effective, "unit": u,
-                  "path": path}
+        change = {
+            "seq": first_seq + i,
+            "kind": kind,
+            "effective": effective,
+            "unit": u,
+            "path": path,
+        }
         out.append((u["id"], orjson.dumps(change)))
     return out
 
 
-def accepted(type_: str, unit: str, data: dict[str, Any], *, received: str = RECEIVED,
-             **kw: Any) -> tuple[str, bytes]:
+def accepted(
+    type_: str, unit: str, data: dict[str, Any], *, received: str = RECEIVED, **kw: Any
+) -> tuple[str, bytes]:
     """An accepted-event record as reporting's relay publishes it."""
     event = cloudevent(type_, unit, data, **kw)
     event["huibaoreceived"] = received
     return unit, orjson.dumps(event)
 
 
-def party_day(unit: str, month: str, *, attendees: int = 20, members: int = 25,
-              revision: int = 1, time: str | None = None, retracted: bool = False,
-              id: str | None = None, activity_id: str | None = None) -> tuple[str, bytes]:
+def party_day(
+    unit: str,
+    month: str,
+    *,
+    attendees: int = 20,
+    members: int = 25,
+    revision: int = 1,
+    time: str | None = None,
+    retracted: bool = False,
+    id: str | None = None,
+    activity_id: str | None = None,
+) -> tuple[str, bytes]:
     """A Party Day report of `unit` for `month` (held on the 26th)."""
-    data = {"activity_id": activity_id or f"pd-{unit}-{month}", "revision": revision,
-            "date": f"{month}-26", "members": members, "attendees": attendees,
-            "retracted": retracted}
+    data = {
+        "activity_id": activity_id or f"pd-{unit}-{month}",
+        "revision": revision,
+        "date": f"{month}-26",
+        "members": members,
+        "attendees": attendees,
+        "retracted": retracted,
+    }
     return accepted("huibao.party_day.held.v1", unit, data, time=time, id=id)
 
 
@@ -79,17 +103,18 @@ class Harness:
 
     async def setup(self, partitions: int = 6) -> None:
         """Create the database and the topics."""
-        self.database_url = await self.infra.fresh_database(
-            "rollup_" + self.name.replace("-", "_"))
+        self.database_url = await self.infra.fresh_database("rollup_" + self.name.replace("-", "_"))
         admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.bootstrap_servers)
         await admin.start()
         try:
-            await admin.create_topics([
-                NewTopic(self.accepted_topic, partitions, 1), NewTopic(self.orgunit_topic, 1, 1)])
+            await admin.create_topics(
+                [NewTopic(self.accepted_topic, partitions, 1), NewTopic(self.orgunit_topic, 1, 1)]
+            )
         finally:
             await admin.close()
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.infra.bootstrap_servers,
-                                          enable_idempotence=False, linger_ms=5)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.infra.bootstrap_servers, enable_idempotence=False, linger_ms=5
+        )
         await self._producer.start()
 
     async def close(self) -> None:
@@ -102,10 +127,14 @@ class Harness:
         values: dict[str, Any] = {
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.infra.bootstrap_servers,
-            "admin_token": ADMIN, "consumer_group": self.group,
-            "accepted_topic": self.accepted_topic, "orgunit_topic": self.orgunit_topic,
-            "batch_wait_ms": 50, "unknown_unit_retry_seconds": 0.2,
-            "session_timeout_ms": 6000, "heartbeat_interval_ms": 500,
+            "admin_token": ADMIN,
+            "consumer_group": self.group,
+            "accepted_topic": self.accepted_topic,
+            "orgunit_topic": self.orgunit_topic,
+            "batch_wait_ms": 50,
+            "unknown_unit_retry_seconds": 0.2,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 500,
         }
         values.update(overrides)
         return RollupSettings(**values)
@@ -131,8 +160,11 @@ class Harness:
         app = build_app(self.settings(**overrides))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://rollup",
-                                         headers={"Authorization": f"Bearer {ADMIN}"}) as http:
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://rollup",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ) as http:
                 yield Client(app, http)
 
 
@@ -149,9 +181,11 @@ class Client:
         assert r.status_code == 200, r.text
         return dict(r.json()["metrics"])
 
-    async def wait_for(self, node: str, period: str, expected: dict[str, Any],
-                       wait_seconds: float = 30) -> dict[str, Any]:
+    async def wait_for(
+        self, node: str, period: str, expected: dict[str, Any], wait_seconds: float = 30
+    ) -> dict[str, Any]:
         """Wait until the node's metrics include `expected`; return them."""
+
         async def check() -> dict[str, Any] | None:
             m = await self.metrics(node, period)
             return m if all(m.get(k) == v for k, v in expected.items()) else None

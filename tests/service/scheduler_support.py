@@ -98,35 +98,62 @@ class RollupStub:
             return {"node": self.node(unit), "period": period, "metrics": metrics}
 
         @api.get("/v1/nodes/{unit}/children")
-        async def children(unit: str, period: str, metric: str, limit: int = 100,
-                           offset: int = 0) -> dict[str, Any]:
+        async def children(
+            unit: str, period: str, metric: str, limit: int = 100, offset: int = 0
+        ) -> dict[str, Any]:
             check(unit)
-            rows = [{**self.node(k), "metrics": self.metrics(k, period)}
-                    for k in self.kids.get(unit, [])]
+            rows = [
+                {**self.node(k), "metrics": self.metrics(k, period)}
+                for k in self.kids.get(unit, [])
+            ]
             rows.sort(key=lambda r: -(r["metrics"][metric] or 0))
             for r in rows:
                 r["value"] = r["metrics"][metric]
             for r in rows:
                 r["rank"] = 1 + sum(1 for o in rows if (o["value"] or 0) > (r["value"] or 0))
-            return {"node": self.node(unit), "period": period, "metric": metric,
-                    "total": len(rows), "offset": offset, "limit": limit,
-                    "items": rows[offset:offset + limit]}
+            return {
+                "node": self.node(unit),
+                "period": period,
+                "metric": metric,
+                "total": len(rows),
+                "offset": offset,
+                "limit": limit,
+                "items": rows[offset : offset + limit],
+            }
 
         @api.get("/v1/nodes/{unit}/completeness")
-        async def completeness(unit: str, cycle: str, period: str, limit: int = 100,
-                               offset: int = 0) -> dict[str, Any]:
+        async def completeness(
+            unit: str, cycle: str, period: str, limit: int = 100, offset: int = 0
+        ) -> dict[str, Any]:
             check(unit)
             m = self.metrics(unit, period)
-            missing = [{"id": b, "name": self.by_id[b]["name"], "parent": self.by_id[b]["parent"],
-                        "path": self.path(b)}
-                       for b in self.branches_under(unit) if (b, period) not in self.reports]
-            return {"node": self.node(unit), "cycle": cycle, "period": period,
-                    "expected": m["party_day.expected"], "held": m["party_day.held"],
-                    "on_time": m["party_day.on_time"], "late": m["party_day.late"],
-                    "missing": len(missing),
-                    "missing_units": {"total": len(missing), "offset": offset, "limit": limit,
-                                      "items": missing[offset:offset + limit]},
-                    "late_units": {"total": 0, "offset": 0, "limit": limit, "items": []}}
+            missing = [
+                {
+                    "id": b,
+                    "name": self.by_id[b]["name"],
+                    "parent": self.by_id[b]["parent"],
+                    "path": self.path(b),
+                }
+                for b in self.branches_under(unit)
+                if (b, period) not in self.reports
+            ]
+            return {
+                "node": self.node(unit),
+                "cycle": cycle,
+                "period": period,
+                "expected": m["party_day.expected"],
+                "held": m["party_day.held"],
+                "on_time": m["party_day.on_time"],
+                "late": m["party_day.late"],
+                "missing": len(missing),
+                "missing_units": {
+                    "total": len(missing),
+                    "offset": offset,
+                    "limit": limit,
+                    "items": missing[offset : offset + limit],
+                },
+                "late_units": {"total": 0, "offset": 0, "limit": limit, "items": []},
+            }
 
         return api
 
@@ -142,8 +169,16 @@ def free_port() -> int:
 async def serve_stub(stub: RollupStub) -> AsyncIterator[str]:
     """Serve `stub` on a free port for the duration; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(stub.app(), host="127.0.0.1", port=port,
-                                           log_config=None, access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            stub.app(),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.02)
@@ -181,9 +216,12 @@ async def running(app: Any) -> AsyncIterator[Any]:
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://scheduler",
-                                     headers={"Authorization": f"Bearer {ADMIN}"},
-                                     timeout=60) as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://scheduler",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=60,
+        ) as client:
             yield client
 
 

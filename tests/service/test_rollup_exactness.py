@@ -30,13 +30,25 @@ async def harness(infra: Infrastructure, request: pytest.FixtureRequest) -> Asyn
         await h.close()
 
 
-def lessons(prefix: str, branches: list[str], start: int, count: int,
-            audience: int = 3) -> list[tuple[str, bytes]]:
+def lessons(
+    prefix: str, branches: list[str], start: int, count: int, audience: int = 3
+) -> list[tuple[str, bytes]]:
     """`count` lessons spread over the branches, activity ids `{prefix}-{n}`."""
-    return [accepted("huibao.lesson.delivered.v1", branches[n % len(branches)],
-                     {"activity_id": f"{prefix}-{n}", "date": "2026-06-10", "audience": audience,
-                      "speaker_role": "expert", "topic": "t"}, id=f"{prefix}-m{n}")
-            for n in range(start, start + count)]
+    return [
+        accepted(
+            "huibao.lesson.delivered.v1",
+            branches[n % len(branches)],
+            {
+                "activity_id": f"{prefix}-{n}",
+                "date": "2026-06-10",
+                "audience": audience,
+                "speaker_role": "expert",
+                "topic": "t",
+            },
+            id=f"{prefix}-m{n}",
+        )
+        for n in range(start, start + count)
+    ]
 
 
 async def assert_rebuild_matches(harness: Harness) -> None:
@@ -49,8 +61,9 @@ async def assert_rebuild_matches(harness: Harness) -> None:
 
 
 async def expect_lessons(rollup: Client, node: str, count: int, audience: int = 3) -> None:
-    await rollup.wait_for(node, "2026-06", {"lesson.delivered": count,
-                                            "lesson.audience": count * audience}, 60)
+    await rollup.wait_for(
+        node, "2026-06", {"lesson.delivered": count, "lesson.audience": count * audience}, 60
+    )
 
 
 async def test_restart_resumes_without_double_counting(harness: Harness) -> None:
@@ -113,19 +126,22 @@ async def test_events_for_units_not_yet_in_the_tree_wait_for_it(harness: Harness
 async def test_a_move_reattributes_facts_from_its_effective_date(harness: Harness) -> None:
     city = build_city("mv", counties=2, townships_per_county=1, branches_per_township=2)
     await harness.tree(city)
-    await harness.events([party_day("mv.c1.t1.b1", "2026-06"), party_day("mv.c1.t1.b1", "2026-07"),
-                          party_day("mv.c1.t1.b2", "2026-08")])
+    await harness.events(
+        [
+            party_day("mv.c1.t1.b1", "2026-06"),
+            party_day("mv.c1.t1.b1", "2026-07"),
+            party_day("mv.c1.t1.b2", "2026-08"),
+        ]
+    )
     async with harness.replica() as rollup:
         await rollup.wait_for("mv.c1", "2026-Q3", {"party_day.held": 2})
         township = next(u for u in city if u["id"] == "mv.c1.t1")
-        await harness.tree([{**township, "parent": "mv.c2"}], first_seq=50, kind="move",
-                           effective="2026-07-01")
-        await rollup.wait_for("mv.c2", "2026-Q3", {"party_day.held": 2,
-                                                   "party_day.expected": 12})
-        await rollup.wait_for("mv.c1", "2026-Q3", {"party_day.held": 0,
-                                                   "party_day.expected": 0})
-        await rollup.wait_for("mv.c1", "2026-06", {"party_day.held": 1,
-                                                   "party_day.expected": 2})
+        await harness.tree(
+            [{**township, "parent": "mv.c2"}], first_seq=50, kind="move", effective="2026-07-01"
+        )
+        await rollup.wait_for("mv.c2", "2026-Q3", {"party_day.held": 2, "party_day.expected": 12})
+        await rollup.wait_for("mv.c1", "2026-Q3", {"party_day.held": 0, "party_day.expected": 0})
+        await rollup.wait_for("mv.c1", "2026-06", {"party_day.held": 1, "party_day.expected": 2})
         await rollup.wait_for("mv", "2026", {"party_day.held": 3})
         # an event arriving after the move goes straight to the new ancestors
         await harness.events([party_day("mv.c1.t1.b2", "2026-09")])
@@ -156,8 +172,9 @@ async def test_two_replicas_in_one_group_stay_exact(harness: Harness) -> None:
     await assert_rebuild_matches(harness)
 
 
-async def test_rebuild_and_verify_commands(harness: Harness,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+async def test_rebuild_and_verify_commands(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
     from huibao_rollup.admin import rebuild, verify
 
     city = build_city("rb", counties=1, townships_per_county=1, branches_per_township=3)

@@ -54,14 +54,17 @@ async def test_a_month_runs_every_step_in_order_with_its_notifications(infra: An
             since_cycles = await end_offsets(servers, topics.CYCLE_EVENTS)
             since_notes = await end_offsets(servers, topics.NOTIFICATIONS)
             assert await move(client, at(2026, 7, 1)) == [
-                ("party_day", "2026-07", "opened", False), ("feedback", "2026-Q3", "opened", False),
+                ("party_day", "2026-07", "opened", False),
+                ("feedback", "2026-Q3", "opened", False),
             ]
             assert await move(client, at(2026, 7, 24, 9)) == [
-                ("party_day", "2026-07", "upcoming_reminder", False)]
+                ("party_day", "2026-07", "upcoming_reminder", False)
+            ]
             for b in branches[:8]:
                 stub.reports[(b, "2026-07")] = "on_time"
             assert await move(client, at(2026, 7, 28, 9)) == [
-                ("party_day", "2026-07", "overdue_reminder", False)]
+                ("party_day", "2026-07", "overdue_reminder", False)
+            ]
             stub.reports[(branches[8], "2026-07")] = "on_time"
             assert await move(client, at(2026, 7, 30)) == [
                 ("party_day", "2026-07", "deadline_passed", False),
@@ -89,11 +92,14 @@ async def test_a_month_runs_every_step_in_order_with_its_notifications(infra: An
 
     steps = [(e["data"]["period"], e["data"]["step"], e["data"]["state"]) for e in cycle_events]
     assert steps == [
-        ("2026-07", "opened", "opened"), ("2026-Q3", "opened", "opened"),
+        ("2026-07", "opened", "opened"),
+        ("2026-Q3", "opened", "opened"),
         ("2026-07", "upcoming_reminder", "reminded"),
         ("2026-07", "overdue_reminder", "overdue_reminded"),
-        ("2026-07", "deadline_passed", "deadline_passed"), ("2026-07", "escalated", "escalated"),
-        ("2026-08", "opened", "opened"), ("2026-07", "closed", "closed"),
+        ("2026-07", "deadline_passed", "deadline_passed"),
+        ("2026-07", "escalated", "escalated"),
+        ("2026-08", "opened", "opened"),
+        ("2026-07", "closed", "closed"),
     ]
     first = cycle_events[0]
     assert first["type"] == "huibao.cycle.transition.v1"
@@ -107,17 +113,25 @@ async def test_a_month_runs_every_step_in_order_with_its_notifications(infra: An
         by_kind.setdefault(e["data"]["kind"], []).append(e["data"])
     assert sorted(n["to"] for n in by_kind["party_day.upcoming"]) == sorted(branches)
     assert sorted(n["to"] for n in by_kind["party_day.not_reported"]) == sorted(branches[8:])
-    escalated = {n["to"]: [m["id"] for m in n["details"]["missing"]]
-                 for n in by_kind["party_day.escalation"]}
+    escalated = {
+        n["to"]: [m["id"] for m in n["details"]["missing"]] for n in by_kind["party_day.escalation"]
+    }
     assert escalated == {"sc1.c2.t2": branches[9:]}
     assert len(by_kind["party_day.dispatch"]) == 3
     dispatch = {n["to"]: n["details"] for n in by_kind["party_day.dispatch"]}
     assert set(dispatch) == {"sc1", "sc1.c1", "sc1.c2"}
-    assert dispatch["sc1"] == {"expected": 12, "held": 10, "on_time": 9, "late": 1, "missing": 2,
-                               "attendance_rate": 0.9}
+    assert dispatch["sc1"] == {
+        "expected": 12,
+        "held": 10,
+        "on_time": 9,
+        "late": 1,
+        "missing": 2,
+        "attendance_rate": 0.9,
+    }
     assert dispatch["sc1.c1"]["missing"] == 0
-    assert "应开展12个" in next(n["text"] for n in by_kind["party_day.dispatch"]
-                             if n["to"] == "sc1")
+    assert "应开展12个" in next(
+        n["text"] for n in by_kind["party_day.dispatch"] if n["to"] == "sc1"
+    )
 
 
 async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> None:
@@ -131,7 +145,8 @@ async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> No
         async with running(app) as client:
             since_notes = await end_offsets(servers, topics.NOTIFICATIONS)
             assert await move(client, at(2027, 7, 2)) == [
-                ("party_day", "2027-07", "opened", False), ("feedback", "2027-Q3", "opened", False),
+                ("party_day", "2027-07", "opened", False),
+                ("feedback", "2027-Q3", "opened", False),
             ]
         # Down from July 2 to August 3; a new process with the same database catches up.
         stub.reports[("sc2.c1.t1.b1", "2027-07")] = "late"
@@ -146,7 +161,9 @@ async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> No
             ]
             cycles = (await client.get("/v1/cycles")).json()["items"]
             assert {(c["period"], c["state"]) for c in cycles} >= {
-                ("2027-07", "escalated"), ("2027-08", "opened")}
+                ("2027-07", "escalated"),
+                ("2027-08", "opened"),
+            }
         notes = await read_since(servers, since_notes)
     mine = [n["data"] for n in notes if n["data"]["period"].startswith("2027")]
     assert [n["kind"] for n in mine] == ["party_day.escalation"]
@@ -154,8 +171,9 @@ async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> No
 
 
 async def test_manual_run_and_admin_only_routes(infra: Any) -> None:
-    stub = RollupStub(build_city("sc3", counties=1, townships_per_county=1,
-                                 branches_per_township=2))
+    stub = RollupStub(
+        build_city("sc3", counties=1, townships_per_county=1, branches_per_township=2)
+    )
     url = await infra.fresh_database("sched_manual")
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url)

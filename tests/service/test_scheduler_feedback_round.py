@@ -44,8 +44,9 @@ async def test_quarterly_feedback_for_every_unit(infra: Any) -> None:
     servers = infra.bootstrap_servers
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url)
-        app = build_app(settings, ManualClock(dt.datetime(2030, 7, 1, tzinfo=SH)),
-                        Seams(ticker=False))
+        app = build_app(
+            settings, ManualClock(dt.datetime(2030, 7, 1, tzinfo=SH)), Seams(ticker=False)
+        )
         async with running(app) as client:
             since = await end_offsets(servers, topics.FEEDBACK_ISSUED)
             r = await client.get("/v1/feedback/sf.c1.t1", params={"quarter": Q3})
@@ -55,7 +56,9 @@ async def test_quarterly_feedback_for_every_unit(infra: Any) -> None:
             assert r.json()["pending"] == 0, r.json()
             steps = [(t["period"], t["step"]) for t in r.json()["transitions"]]
             assert steps[-2:] == [(Q3, "issued"), (Q3, "closed")] or steps[-4:-2] == [
-                (Q3, "issued"), (Q3, "closed")]
+                (Q3, "issued"),
+                (Q3, "closed"),
+            ]
             assert steps.index(("2030-09", "closed")) < steps.index((Q3, "issued"))
 
             r = await client.get("/v1/feedback/sf.c1.t1", params={"quarter": Q3})
@@ -71,9 +74,14 @@ async def test_quarterly_feedback_for_every_unit(infra: Any) -> None:
             assert ranks["lesson.delivered"] == (1, 2)
             assert ranks["party_day.on_time"] == (2, 2)
             assert [c["id"] for c in report["children"]] == [
-                "sf.c1.t1.b1", "sf.c1.t1.b2", "sf.c1.t1.b3"]
+                "sf.c1.t1.b1",
+                "sf.c1.t1.b2",
+                "sf.c1.t1.b3",
+            ]
             assert [(a["id"], a["missing"], a["late"]) for a in report["attention"]] == [
-                ("sf.c1.t1.b2", 1, 0), ("sf.c1.t1.b3", 0, 1)]
+                ("sf.c1.t1.b2", 1, 0),
+                ("sf.c1.t1.b3", 0, 1),
+            ]
 
             r = await client.get("/v1/feedback/sf.c1.t1", params={"quarter": Q3, "format": "csv"})
             assert r.status_code == 200
@@ -88,19 +96,27 @@ async def test_quarterly_feedback_for_every_unit(infra: Any) -> None:
 
             conn = await asyncpg.connect(url)
             try:
-                await conn.execute("INSERT INTO auth.tokens (token_hash, unit) VALUES ($1, $2)",
-                                   hash_token("township-token"), "sf.c1.t1")
+                await conn.execute(
+                    "INSERT INTO auth.tokens (token_hash, unit) VALUES ($1, $2)",
+                    hash_token("township-token"),
+                    "sf.c1.t1",
+                )
             finally:
                 await conn.close()
             scoped = {"Authorization": "Bearer township-token"}
-            for unit, status in (("sf.c1.t1", 200), ("sf.c1.t1.b2", 200), ("sf.c1.t2", 403),
-                                 ("sf.c1", 403), ("sf", 403)):
-                r = await client.get(f"/v1/feedback/{unit}", params={"quarter": Q3},
-                                     headers=scoped)
+            for unit, status in (
+                ("sf.c1.t1", 200),
+                ("sf.c1.t1.b2", 200),
+                ("sf.c1.t2", 403),
+                ("sf.c1", 403),
+                ("sf", 403),
+            ):
+                r = await client.get(f"/v1/feedback/{unit}", params={"quarter": Q3}, headers=scoped)
                 assert r.status_code == status, (unit, r.text)
 
         published = await read_since(servers, since)
     ids = sorted(e["subject"] for e in published)
     assert ids == sorted(u["id"] for u in units)
-    assert all(e["type"] == "huibao.feedback.issued.v1" and e["_key"] == e["subject"]
-               for e in published)
+    assert all(
+        e["type"] == "huibao.feedback.issued.v1" and e["_key"] == e["subject"] for e in published
+    )

@@ -67,15 +67,23 @@ async def test_three_replicas_run_each_step_once_even_when_the_leader_dies(infra
     async with serve_stub(stub) as rollup_url, contextlib.AsyncExitStack() as stack:
         settings = settings_for(infra, url, rollup_url)
         start = at(2029, 7, 1)
-        a = await stack.enter_async_context(running(build_app(
-            settings, ManualClock(start), Seams(ticker=False, replica="A",
-                                                on_claimed=die_at_upcoming_reminder))))
+        a = await stack.enter_async_context(
+            running(
+                build_app(
+                    settings,
+                    ManualClock(start),
+                    Seams(ticker=False, replica="A", on_claimed=die_at_upcoming_reminder),
+                )
+            )
+        )
         since_cycles = await end_offsets(servers, topics.CYCLE_EVENTS)
         since_notes = await end_offsets(servers, topics.NOTIFICATIONS)
-        b = await stack.enter_async_context(running(build_app(
-            settings, ManualClock(start), Seams(ticker=False, replica="B"))))
-        c = await stack.enter_async_context(running(build_app(
-            settings, ManualClock(start), Seams(ticker=False, replica="C"))))
+        b = await stack.enter_async_context(
+            running(build_app(settings, ManualClock(start), Seams(ticker=False, replica="B")))
+        )
+        c = await stack.enter_async_context(
+            running(build_app(settings, ManualClock(start), Seams(ticker=False, replica="C")))
+        )
 
         ran = await move_all([a, b, c], at(2029, 7, 1))
         assert sorted(ran) == [("2029-07", "opened"), ("2029-Q3", "opened")]
@@ -89,8 +97,12 @@ async def test_three_replicas_run_each_step_once_even_when_the_leader_dies(infra
             await doomed
         conn = await asyncpg.connect(url)
         try:
-            assert await conn.fetchval(
-                "SELECT count(*) FROM scheduler.steps WHERE step = 'upcoming_reminder'") == 0
+            assert (
+                await conn.fetchval(
+                    "SELECT count(*) FROM scheduler.steps WHERE step = 'upcoming_reminder'"
+                )
+                == 0
+            )
         finally:
             await conn.close()
 
@@ -98,16 +110,22 @@ async def test_three_replicas_run_each_step_once_even_when_the_leader_dies(infra
         assert ran == [("2029-07", "upcoming_reminder")]
         for to in (at(2029, 7, 28, 9), at(2029, 7, 30), at(2029, 8, 8)):
             ran += await move_all([b, c], to)
-        assert Counter(ran) == Counter({
-            ("2029-07", "upcoming_reminder"): 1, ("2029-07", "overdue_reminder"): 1,
-            ("2029-07", "deadline_passed"): 1, ("2029-07", "escalated"): 1,
-            ("2029-08", "opened"): 1, ("2029-07", "closed"): 1,
-        })
+        assert Counter(ran) == Counter(
+            {
+                ("2029-07", "upcoming_reminder"): 1,
+                ("2029-07", "overdue_reminder"): 1,
+                ("2029-07", "deadline_passed"): 1,
+                ("2029-07", "escalated"): 1,
+                ("2029-08", "opened"): 1,
+                ("2029-07", "closed"): 1,
+            }
+        )
 
         conn = await asyncpg.connect(url)
         try:
             rows = await conn.fetch(
-                "SELECT step, replica FROM scheduler.steps WHERE period = '2029-07'")
+                "SELECT step, replica FROM scheduler.steps WHERE period = '2029-07'"
+            )
         finally:
             await conn.close()
         by_step = {r["step"]: r["replica"] for r in rows}

@@ -9,11 +9,26 @@ from huibao_contracts.metrics import BY_NAME, PUBLIC
 from huibao_contracts.orgunits import Level, OrgUnit
 
 FIXED_METRICS = [
-    "party_day.expected", "party_day.held", "party_day.on_time", "party_day.late",
-    "party_day.attendees", "party_day.attendance_rate", "lesson.delivered", "lesson.audience",
-    "training.sessions", "training.participants", "outreach.sessions", "outreach.audience",
-    "volunteer.volunteers", "volunteer.served", "feedback.collected", "feedback.resolved",
-    "feedback.resolution_rate", "screening.held", "orgunits.branches", "members.total",
+    "party_day.expected",
+    "party_day.held",
+    "party_day.on_time",
+    "party_day.late",
+    "party_day.attendees",
+    "party_day.attendance_rate",
+    "lesson.delivered",
+    "lesson.audience",
+    "training.sessions",
+    "training.participants",
+    "outreach.sessions",
+    "outreach.audience",
+    "volunteer.volunteers",
+    "volunteer.served",
+    "feedback.collected",
+    "feedback.resolved",
+    "feedback.resolution_rate",
+    "screening.held",
+    "orgunits.branches",
+    "members.total",
 ]
 
 
@@ -23,9 +38,17 @@ def test_the_fixed_metric_names_are_all_in_the_catalogue() -> None:
 
 
 def test_every_design_type_is_registered() -> None:
-    for name in ["party_day.held", "lesson.delivered", "training.held", "outreach.held",
-                 "volunteer.served", "feedback.collected", "feedback.resolved",
-                 "screening.held", "points.awarded"]:
+    for name in [
+        "party_day.held",
+        "lesson.delivered",
+        "training.held",
+        "outreach.held",
+        "volunteer.served",
+        "feedback.collected",
+        "feedback.resolved",
+        "screening.held",
+        "points.awarded",
+    ]:
         assert f"huibao.{name}.v1" in ACTIVITY_TYPES
 
 
@@ -37,7 +60,13 @@ def test_attendees_cannot_exceed_members() -> None:
 def test_unknown_fields_are_refused_by_name() -> None:
     with pytest.raises(ValidationError) as e:
         PartyDayHeld.model_validate(
-            {"activity_id": "a1", "date": "2026-07-26", "members": 3, "attendees": 2, "colour": "red"}
+            {
+                "activity_id": "a1",
+                "date": "2026-07-26",
+                "members": 3,
+                "attendees": 2,
+                "colour": "red",
+            }
         )
     assert e.value.errors()[0]["loc"] == ("colour",)
 

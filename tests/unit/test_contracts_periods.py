@@ -25,7 +25,9 @@ def test_parse_and_bounds(text: str, kind: PeriodKind, first: dt.date, last: dt.
     assert str(p) == text
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-00", "2026-Q5", "26-05", "2026-5", "", "May", "2026-Q0"])
+@pytest.mark.parametrize(
+    "text", ["2026-13", "2026-00", "2026-Q5", "26-05", "2026-5", "", "May", "2026-Q0"]
+)
 def test_malformed_periods_are_refused_with_the_forms_named(text: str) -> None:
     with pytest.raises(InvalidPeriodError, match="YYYY-MM"):
         Period.parse(text)

@@ -20,4 +20,7 @@ def test_party_day_schema_documents_its_fields_with_examples() -> None:
     assert payload["additionalProperties"] is False
     for field in ("activity_id", "revision", "date", "retracted", "members", "attendees", "theme"):
         assert payload["properties"][field]["description"], field
-    assert doc["properties"]["type"] == {"const": "huibao.party_day.held.v1", "description": "Event type."}
+    assert doc["properties"]["type"] == {
+        "const": "huibao.party_day.held.v1",
+        "description": "Event type.",
+    }

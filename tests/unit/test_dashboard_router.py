@@ -9,9 +9,10 @@ import re
 from importlib import resources
 
 import httpx
-import huibao_dashboard
 import pytest
 from fastapi import FastAPI
+
+import huibao_dashboard
 
 SCHEDULER = "http://scheduler.test:8003"
 REPORT = {"unit": "c1", "quarter": "2026-Q2", "metrics": {"lesson.delivered": 3}}

@@ -23,29 +23,59 @@ RECEIVED = dt.datetime(2026, 6, 26, 12, tzinfo=dt.UTC)
 PD = "huibao.party_day.held.v1"
 
 
-def unit(uid: str, level: str, parent: str | None, members: int = 0, seq: int = 1,
-         effective: dt.date | None = None, kind: str = "upsert", **kw: Any) -> Version:
+def unit(
+    uid: str,
+    level: str,
+    parent: str | None,
+    members: int = 0,
+    seq: int = 1,
+    effective: dt.date | None = None,
+    kind: str = "upsert",
+    **kw: Any,
+) -> Version:
     u = {"id": uid, "name": uid, "level": level, "parent": parent, "members": members, **kw}
-    change = OrgUnitChange.model_validate({"seq": seq, "kind": kind, "effective": effective,
-                                           "unit": u, "path": [uid]})
+    change = OrgUnitChange.model_validate(
+        {"seq": seq, "kind": kind, "effective": effective, "unit": u, "path": [uid]}
+    )
     return Version.of(change)
 
 
 def city() -> Tree:
     tree = Tree()
-    for v in [unit("c", "city", None), unit("k1", "county", "c"), unit("k2", "county", "c"),
-              unit("t1", "township", "k1"), unit("t2", "township", "k2"),
-              unit("b1", "branch", "t1", 30), unit("b2", "branch", "t1", 20),
-              unit("b3", "branch", "t2", 10)]:
+    for v in [
+        unit("c", "city", None),
+        unit("k1", "county", "c"),
+        unit("k2", "county", "c"),
+        unit("t1", "township", "k1"),
+        unit("t2", "township", "k2"),
+        unit("b1", "branch", "t1", 30),
+        unit("b2", "branch", "t1", 20),
+        unit("b3", "branch", "t2", 10),
+    ]:
         tree.apply(v)
     return tree
 
 
-def event(unit_id: str, data: dict[str, Any], *, type_: str = PD, id_: str = "e1",
-          time: dt.datetime | None = None, shard: int = 0) -> ActivityEvent:
+def event(
+    unit_id: str,
+    data: dict[str, Any],
+    *,
+    type_: str = PD,
+    id_: str = "e1",
+    time: dt.datetime | None = None,
+    shard: int = 0,
+) -> ActivityEvent:
     base = {"activity_id": "a1", "revision": 1, "date": "2026-06-26"}
-    return ActivityEvent(source="/t", id=id_, type=type_, unit=unit_id, time=time,
-                         received=RECEIVED, data={**base, **data}, shard=shard)
+    return ActivityEvent(
+        source="/t",
+        id=id_,
+        type=type_,
+        unit=unit_id,
+        time=time,
+        received=RECEIVED,
+        data={**base, **data},
+        shard=shard,
+    )
 
 
 def cells(fold: Fold) -> dict[tuple[str, str, str], Decimal]:
@@ -73,8 +103,16 @@ def test_correction_and_retraction_by_difference() -> None:
     fold.apply(event("b1", {"attendees": 25, "members": 30}))
     stored = dict(fold.facts)
     fold = Fold(RULES, tree, stored)
-    assert fold.apply(event("b1", {"revision": 2, "attendees": 28, "members": 30,
-                                   "date": "2026-07-26"}, id_="e2")) is Outcome.CORRECTED
+    assert (
+        fold.apply(
+            event(
+                "b1",
+                {"revision": 2, "attendees": 28, "members": 30, "date": "2026-07-26"},
+                id_="e2",
+            )
+        )
+        is Outcome.CORRECTED
+    )
     got = cells(fold)
     assert got[("c", "2026-06", "party_day.attendees")] == -25
     assert got[("c", "2026-07", "party_day.attendees")] == 28
@@ -83,8 +121,10 @@ def test_correction_and_retraction_by_difference() -> None:
     assert got[("c", "2026", "party_day.attendees")] == 3
     stored = dict(fold.facts)
     fold = Fold(RULES, tree, stored)
-    assert fold.apply(event("b1", {"revision": 3, "retracted": True, "date": "2026-07-26"},
-                            id_="e3")) is Outcome.CORRECTED
+    assert (
+        fold.apply(event("b1", {"revision": 3, "retracted": True, "date": "2026-07-26"}, id_="e3"))
+        is Outcome.CORRECTED
+    )
     got = cells(fold)
     assert got[("b1", "2026-07", "party_day.attendees")] == -28
     assert totals(fold.facts.values()) == {}
@@ -95,19 +135,26 @@ def test_duplicates_and_stale_revisions_change_nothing() -> None:
     fold = Fold(RULES, tree, {})
     fold.apply(event("b1", {"revision": 2, "attendees": 25, "members": 30}))
     before = cells(fold)
-    assert fold.apply(event("b1", {"revision": 2, "attendees": 25, "members": 30})) \
+    assert (
+        fold.apply(event("b1", {"revision": 2, "attendees": 25, "members": 30}))
         is Outcome.DUPLICATE
-    assert fold.apply(event("b1", {"revision": 1, "attendees": 1, "members": 30}, id_="old")) \
+    )
+    assert (
+        fold.apply(event("b1", {"revision": 1, "attendees": 1, "members": 30}, id_="old"))
         is Outcome.DUPLICATE
+    )
     assert cells(fold) == before
 
 
-@pytest.mark.parametrize(("time", "on_time"), [
-    (dt.datetime(2026, 6, 29, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=8))), True),
-    (dt.datetime(2026, 6, 30, 0, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))), True),
-    (dt.datetime(2026, 6, 30, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))), False),
-    (dt.datetime(2026, 6, 29, 16, 0, 1, tzinfo=dt.UTC), False),
-])
+@pytest.mark.parametrize(
+    ("time", "on_time"),
+    [
+        (dt.datetime(2026, 6, 29, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=8))), True),
+        (dt.datetime(2026, 6, 30, 0, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))), True),
+        (dt.datetime(2026, 6, 30, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))), False),
+        (dt.datetime(2026, 6, 29, 16, 0, 1, tzinfo=dt.UTC), False),
+    ],
+)
 def test_on_time_against_the_deadline(time: dt.datetime, on_time: bool) -> None:
     fold = Fold(RULES, city(), {})
     fold.apply(event("b1", {"attendees": 1, "members": 2}, time=time))
@@ -127,12 +174,21 @@ def test_the_first_report_decides_lateness_of_later_corrections() -> None:
 
 def test_other_activity_types_contribute_their_fields() -> None:
     fold = Fold(RULES, city(), {})
-    fold.apply(event("t1", {"activity_id": "tr", "participants": 30, "hours": 1.5,
-                            "target_group": "secretaries"}, type_="huibao.training.held.v1"))
-    fold.apply(event("t1", {"activity_id": "tr2", "participants": 1, "hours": 0.1,
-                            "target_group": "secretaries"}, type_="huibao.training.held.v1"))
-    fold.apply(event("k1", {"activity_id": "fb", "items": 4},
-                        type_="huibao.feedback.collected.v1"))
+    fold.apply(
+        event(
+            "t1",
+            {"activity_id": "tr", "participants": 30, "hours": 1.5, "target_group": "secretaries"},
+            type_="huibao.training.held.v1",
+        )
+    )
+    fold.apply(
+        event(
+            "t1",
+            {"activity_id": "tr2", "participants": 1, "hours": 0.1, "target_group": "secretaries"},
+            type_="huibao.training.held.v1",
+        )
+    )
+    fold.apply(event("k1", {"activity_id": "fb", "items": 4}, type_="huibao.feedback.collected.v1"))
     got = cells(fold)
     assert got[("c", "2026-06", "training.sessions")] == 2
     assert got[("c", "2026-06", "training.hours")] == Decimal("1.6")
@@ -157,8 +213,15 @@ def test_tree_versions_move_a_subtree_from_the_effective_date() -> None:
 
 def test_a_merged_parent_hands_its_children_over() -> None:
     tree = city()
-    merged = unit("t1", "township", "k1", seq=9, effective=dt.date(2026, 7, 1), kind="merge",
-                  closed=dt.date(2026, 7, 1))
+    merged = unit(
+        "t1",
+        "township",
+        "k1",
+        seq=9,
+        effective=dt.date(2026, 7, 1),
+        kind="merge",
+        closed=dt.date(2026, 7, 1),
+    )
     tree.apply(dataclasses.replace(merged, merged_into="t2"))
     assert tree.path_on("b1", dt.date(2026, 7, 2)) == ("c", "k2", "t2", "b1")
     assert tree.path_on("b1", dt.date(2026, 6, 2)) == ("c", "k1", "t1", "b1")
@@ -166,13 +229,16 @@ def test_a_merged_parent_hands_its_children_over() -> None:
 
 def test_completeness_and_ratios() -> None:
     at = dt.datetime(2026, 6, 27, tzinfo=dt.UTC)
-    result = completeness(["b1", "b2", "b3"], [Held("b1", True, at), Held("b1", False, at),
-                                               Held("b3", False, at)])
+    result = completeness(
+        ["b1", "b2", "b3"], [Held("b1", True, at), Held("b1", False, at), Held("b3", False, at)]
+    )
     assert (result.expected, result.held, result.on_time, result.late) == (3, 2, 1, 1)
     assert result.missing == ["b2"]
     assert [h.unit for h in result.late_units] == ["b3"]
-    m = public_metrics({"party_day.attendees": Decimal(9), "party_day.members": Decimal(12)},
-                       {"party_day.expected": 3})
+    m = public_metrics(
+        {"party_day.attendees": Decimal(9), "party_day.members": Decimal(12)},
+        {"party_day.expected": 3},
+    )
     assert m["party_day.attendance_rate"] == 0.75
     assert m["feedback.resolution_rate"] is None
     assert m["party_day.expected"] == 3

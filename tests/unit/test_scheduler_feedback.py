@@ -19,8 +19,13 @@ ISSUED = dt.datetime(2026, 10, 10, tzinfo=dt.UTC)
 def figures(
     expected: int, held: int, on_time: int, late: int, **more: float | None
 ) -> dict[str, float | None]:
-    return {"party_day.expected": expected, "party_day.held": held, "party_day.on_time": on_time,
-            "party_day.late": late, **{k.replace("_", ".", 1): v for k, v in more.items()}}
+    return {
+        "party_day.expected": expected,
+        "party_day.held": held,
+        "party_day.on_time": on_time,
+        "party_day.late": late,
+        **{k.replace("_", ".", 1): v for k, v in more.items()},
+    }
 
 
 def small_tree() -> Tree:
@@ -41,8 +46,14 @@ def small_tree() -> Tree:
         tree.add(ta, m, figures(2, 1, 1, 0))
         tree.add(tb, m, figures(1, 1, 0, 1))
         tree.add(county, m, figures(3, 2, 1, 1))
-    q = {"b1": (3, 3, 3, 0, 5), "b2": (3, 0, 0, 0, 1), "b3": (3, 3, 0, 3, 5),
-         "ta": (6, 3, 3, 0, 6), "tb": (3, 3, 0, 3, 5), "c1": (9, 6, 3, 3, 11)}
+    q = {
+        "b1": (3, 3, 3, 0, 5),
+        "b2": (3, 0, 0, 0, 1),
+        "b3": (3, 3, 0, 3, 5),
+        "ta": (6, 3, 3, 0, 6),
+        "tb": (3, 3, 0, 3, 5),
+        "c1": (9, 6, 3, 3, 11),
+    }
     for uid, (e, h, o, late, lessons) in q.items():
         tree.add(tree.units[uid], "2026-Q3", figures(e, h, o, late, lesson_delivered=lessons))
         tree.add(tree.units[uid], "2026-Q2", figures(e, h, o, late, lesson_delivered=lessons - 1))
@@ -51,7 +62,11 @@ def small_tree() -> Tree:
 
 def test_competition_ranking_shares_ties_and_leaves_none_unranked() -> None:
     assert competition_ranks({"a": 5, "b": 7, "c": 5, "d": 1, "e": None}) == {
-        "b": 1, "a": 2, "c": 2, "d": 4, "e": None,
+        "b": 1,
+        "a": 2,
+        "c": 2,
+        "d": 4,
+        "e": None,
     }
     assert competition_ranks({}) == {}
 
@@ -68,7 +83,9 @@ def test_child_figures_and_attention_worst_first() -> None:
     months = Q3.months()
     kids = [child_figures(tree, tree.units[b], months) for b in ("b1", "b2", "b3")]
     assert [(k.id, k.on_time, k.late, k.missing) for k in kids] == [
-        ("b1", 3, 0, 0), ("b2", 0, 0, 3), ("b3", 0, 3, 0),
+        ("b1", 3, 0, 0),
+        ("b2", 0, 0, 3),
+        ("b3", 0, 3, 0),
     ]
     flagged = attention(kids)
     assert [a.id for a in flagged] == ["b2", "b3"]
@@ -89,7 +106,9 @@ def test_build_reports_for_every_unit() -> None:
     assert [c.id for c in ta.children] == ["b1", "b2"]
     assert [a.id for a in ta.attention] == ["b2"]
     assert [(m.period, m.missing) for m in ta.months] == [
-        ("2026-07", 1), ("2026-08", 1), ("2026-09", 1),
+        ("2026-07", 1),
+        ("2026-08", 1),
+        ("2026-09", 1),
     ]
     b2 = reports["b2"]
     assert {r.metric: r.rank for r in b2.ranks}["party_day.on_time"] == 2

@@ -29,7 +29,8 @@ def at(*args: int) -> dt.datetime:
 def test_due_steps_stop_at_the_first_step_not_yet_due() -> None:
     plan = party_day_plan(RULES, JULY)
     assert [s.step for s in due_steps(plan, None, at(2026, 7, 24, 9))] == [
-        Step.OPENED, Step.UPCOMING_REMINDER,
+        Step.OPENED,
+        Step.UPCOMING_REMINDER,
     ]
     assert [s.step for s in due_steps(plan, Step.OPENED, at(2026, 7, 24, 8, 59))] == []
 
@@ -84,9 +85,11 @@ def test_catch_up_across_months_runs_in_calendar_order() -> None:
     got = catch_up(cycles, at(2026, 10, 12))
     order = [(t.kind.value, t.period, t.step) for t in got]
     assert order.index(("party_day", "2026-07", "closed")) < order.index(
-        ("party_day", "2026-08", "upcoming_reminder"))
+        ("party_day", "2026-08", "upcoming_reminder")
+    )
     assert order.index(("party_day", "2026-09", "closed")) < order.index(
-        ("feedback", "2026-Q3", "issued"))
+        ("feedback", "2026-Q3", "issued")
+    )
     assert order[-1] == ("feedback", "2026-Q3", "closed")
     final = {(t.kind, t.period): t.state for t in got}
     assert final[(CycleKind.PARTY_DAY, "2026-07")] is CycleState.CLOSED

@@ -40,20 +40,30 @@ def test_reminders_stop_helping_after_the_party_day_and_the_deadline() -> None:
 
 
 def test_a_configured_calendar_moves_every_step() -> None:
-    rules = CalendarRules(party_day=20, deadline_day=22, upcoming_reminder_day=18,
-                          overdue_reminder_day=21, close_after_days=3, timezone="UTC")
+    rules = CalendarRules(
+        party_day=20,
+        deadline_day=22,
+        upcoming_reminder_day=18,
+        overdue_reminder_day=21,
+        close_after_days=3,
+        timezone="UTC",
+    )
     due = [s.due_at for s in party_day_plan(rules, Period.parse("2026-02")).steps]
     utc = dt.UTC
     assert due == [
-        dt.datetime(2026, 2, 1, tzinfo=utc), dt.datetime(2026, 2, 18, 9, tzinfo=utc),
-        dt.datetime(2026, 2, 21, 9, tzinfo=utc), dt.datetime(2026, 2, 23, tzinfo=utc),
-        dt.datetime(2026, 2, 23, tzinfo=utc), dt.datetime(2026, 3, 4, tzinfo=utc),
+        dt.datetime(2026, 2, 1, tzinfo=utc),
+        dt.datetime(2026, 2, 18, 9, tzinfo=utc),
+        dt.datetime(2026, 2, 21, 9, tzinfo=utc),
+        dt.datetime(2026, 2, 23, tzinfo=utc),
+        dt.datetime(2026, 2, 23, tzinfo=utc),
+        dt.datetime(2026, 3, 4, tzinfo=utc),
     ]
 
 
 def test_deadline_day_past_month_end_is_clamped_to_the_last_day() -> None:
-    plan = party_day_plan(CalendarRules(deadline_day=31, overdue_reminder_day=30),
-                          Period.parse("2026-02"))
+    plan = party_day_plan(
+        CalendarRules(deadline_day=31, overdue_reminder_day=30), Period.parse("2026-02")
+    )
     assert plan.steps[3].due_at == at(2026, 3, 1)
     assert plan.steps[2].due_at == at(2026, 2, 28, 9)
 

@@ -34,7 +34,9 @@ class ActivityBase(BaseModel):
     revision: int = Field(
         default=1, ge=1, le=1_000_000, description="Revision; the highest wins.", examples=[1]
     )
-    date: dt.date = Field(description="Local date the activity took place.", examples=["2026-05-26"])
+    date: dt.date = Field(
+        description="Local date the activity took place.", examples=["2026-05-26"]
+    )
     retracted: bool = Field(
         default=False, description="True withdraws the activity: it no longer counts anywhere."
     )
@@ -55,22 +57,36 @@ class AgendaItem(StrEnum):
 class PartyDayHeld(ActivityBase):
     """`huibao.party_day.held.v1`: a branch held its monthly theme Party Day (主题党日)."""
 
-    members: int = Field(ge=0, le=100_000, description="Party members of the branch.", examples=[31])
+    members: int = Field(
+        ge=0, le=100_000, description="Party members of the branch.", examples=[31]
+    )
     attendees: int = Field(ge=0, le=100_000, description="Members who attended.", examples=[28])
     theme: str = Field(
-        default="", max_length=TEXT, description="Theme of the day.", examples=["学习党的二十大精神"]
+        default="",
+        max_length=TEXT,
+        description="Theme of the day.",
+        examples=["学习党的二十大精神"],
     )
     agenda: tuple[AgendaItem, ...] = Field(
         default=(), max_length=20, description="Agenda items held.", examples=[["oath_renewal"]]
     )
     lesson: str | None = Field(
-        default=None, max_length=TEXT, description="The month's lesson (一课).", examples=["党章学习"]
+        default=None,
+        max_length=TEXT,
+        description="The month's lesson (一课).",
+        examples=["党章学习"],
     )
     film: str | None = Field(
-        default=None, max_length=TEXT, description="The month's film (一片).", examples=["《焦裕禄》"]
+        default=None,
+        max_length=TEXT,
+        description="The month's film (一片).",
+        examples=["《焦裕禄》"],
     )
     practice: str | None = Field(
-        default=None, max_length=TEXT, description="The month's practice (一实践).", examples=["环境整治"]
+        default=None,
+        max_length=TEXT,
+        description="The month's practice (一实践).",
+        examples=["环境整治"],
     )
 
     @model_validator(mode="after")
@@ -103,7 +119,9 @@ class LessonFormat(StrEnum):
 class LessonDelivered(ActivityBase):
     """`huibao.lesson.delivered.v1`: a party lesson or micro-lesson (党课/微党课) was given."""
 
-    speaker_role: SpeakerRole = Field(description="Role of the speaker.", examples=["branch_secretary"])
+    speaker_role: SpeakerRole = Field(
+        description="Role of the speaker.", examples=["branch_secretary"]
+    )
     topic: str = Field(min_length=1, max_length=TEXT, description="Topic.", examples=["我来讲党课"])
     format: LessonFormat = Field(default=LessonFormat.ON_SITE, description="Delivery format.")
     audience: int = Field(ge=0, le=1_000_000, description="People who attended.", examples=[45])
@@ -131,7 +149,9 @@ class TrainingHeld(ActivityBase):
 class OutreachHeld(ActivityBase):
     """`huibao.outreach.held.v1`: a policy outreach lecture (宣讲) with its survey."""
 
-    lecturer: str | None = Field(default=None, max_length=TEXT, description="Lecturer (role or name).")
+    lecturer: str | None = Field(
+        default=None, max_length=TEXT, description="Lecturer (role or name)."
+    )
     station: str | None = Field(default=None, max_length=TEXT, description="Station or venue.")
     audience: int = Field(ge=0, le=1_000_000, description="People reached.", examples=[120])
     expected: int = Field(ge=0, le=1_000_000, description="People expected.", examples=[130])
@@ -152,7 +172,9 @@ class OutreachHeld(ActivityBase):
 class VolunteerServed(ActivityBase):
     """`huibao.volunteer.served.v1`: a volunteer service (志愿服务) activity."""
 
-    volunteers: int = Field(ge=0, le=1_000_000, description="Volunteers taking part.", examples=[12])
+    volunteers: int = Field(
+        ge=0, le=1_000_000, description="Volunteers taking part.", examples=[12]
+    )
     served: int = Field(ge=0, le=10_000_000, description="People served.", examples=[200])
     hours: float = Field(default=0, ge=0, le=100_000, description="Volunteer hours in all.")
 
@@ -175,7 +197,9 @@ class FeedbackResolved(ActivityBase):
 class ScreeningHeld(ActivityBase):
     """`huibao.screening.held.v1`: a film from the library (片库) was screened."""
 
-    film: str = Field(min_length=1, max_length=TEXT, description="Film title.", examples=["《焦裕禄》"])
+    film: str = Field(
+        min_length=1, max_length=TEXT, description="Film title.", examples=["《焦裕禄》"]
+    )
     audience: int = Field(ge=0, le=1_000_000, description="Audience.", examples=[60])
 
 
@@ -189,7 +213,9 @@ class PointsAwarded(ActivityBase):
         description="Pseudonymous member reference (never a name or an id-card number).",
         examples=["m_3f9a2c71d4"],
     )
-    points: int = Field(ge=-1000, le=1000, description="Points; negative for a deduction.", examples=[5])
+    points: int = Field(
+        ge=-1000, le=1000, description="Points; negative for a deduction.", examples=[5]
+    )
     reason: str = Field(min_length=1, max_length=TEXT, description="Why.", examples=["志愿服务"])
 
 
@@ -209,6 +235,7 @@ ACTIVITY_TYPES: Final[dict[str, type[ActivityBase]]] = {
 PARTY_DAY_TYPE: Final = "huibao.party_day.held.v1"
 
 ALLOWED_LEVELS: Final[dict[str, frozenset[Level]]] = {
-    t: frozenset({Level.BRANCH}) if t == PARTY_DAY_TYPE else frozenset(Level) for t in ACTIVITY_TYPES
+    t: frozenset({Level.BRANCH}) if t == PARTY_DAY_TYPE else frozenset(Level)
+    for t in ACTIVITY_TYPES
 }
 """Levels that may report each type: a Party Day is held by a branch; the rest by any unit."""

@@ -43,7 +43,8 @@ class CycleTransition(BaseModel):
     due_at: dt.datetime = Field(description="When the calendar scheduled the step.")
     ran_at: dt.datetime = Field(description="When the scheduler ran it (clock time).")
     skipped: bool = Field(
-        default=False, description="True when the step ran late and its notifications no longer help."
+        default=False,
+        description="True when the step ran late and its notifications no longer help.",
     )
 
 

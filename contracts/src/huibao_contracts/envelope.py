@@ -50,7 +50,9 @@ class CloudEvent(BaseModel):
     )
     dataschema: str | None = Field(default=None, max_length=500)
     traceparent: str | None = Field(
-        default=None, max_length=55, description="W3C trace context (distributed tracing extension)."
+        default=None,
+        max_length=55,
+        description="W3C trace context (distributed tracing extension).",
     )
     tracestate: str | None = Field(default=None, max_length=512)
     data: dict[str, Any] = Field(description="The payload of `type`.")

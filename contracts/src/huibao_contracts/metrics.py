@@ -41,13 +41,28 @@ def _ratio(name: str, numerator: str, denominator: str, description: str) -> Met
 
 
 CATALOGUE: Final[tuple[Metric, ...]] = (
-    Metric("party_day.expected", MetricKind.TREE, "branches", "Branches expected to hold the Party Day (active, summed over months)."),
+    Metric(
+        "party_day.expected",
+        MetricKind.TREE,
+        "branches",
+        "Branches expected to hold the Party Day (active, summed over months).",
+    ),
     _sum("party_day.held", "branches", "Branch-months with a Party Day reported."),
     _sum("party_day.on_time", "branches", "Party Days reported by the deadline."),
     _sum("party_day.late", "branches", "Party Days reported after the deadline."),
     _sum("party_day.attendees", "people", "Members attending Party Days."),
-    _sum("party_day.members", "people", "Members of the branches that held a Party Day.", internal=True),
-    _ratio("party_day.attendance_rate", "party_day.attendees", "party_day.members", "Attendees over members of the branches that held it."),
+    _sum(
+        "party_day.members",
+        "people",
+        "Members of the branches that held a Party Day.",
+        internal=True,
+    ),
+    _ratio(
+        "party_day.attendance_rate",
+        "party_day.attendees",
+        "party_day.members",
+        "Attendees over members of the branches that held it.",
+    ),
     _sum("lesson.delivered", "lessons", "Party lessons delivered."),
     _sum("lesson.audience", "people", "Audience of party lessons (person-times)."),
     _sum("lesson.minutes", "minutes", "Minutes of party lessons.", internal=True),
@@ -60,19 +75,44 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
     _sum("outreach.present", "people", "People present at outreach lectures.", internal=True),
     _sum("outreach.responses", "responses", "Survey responses.", internal=True),
     _sum("outreach.satisfied", "responses", "Satisfied survey responses.", internal=True),
-    _ratio("outreach.attendance_rate", "outreach.present", "outreach.expected", "Present over expected at outreach lectures."),
-    _ratio("outreach.satisfaction_rate", "outreach.satisfied", "outreach.responses", "Satisfied over survey responses."),
+    _ratio(
+        "outreach.attendance_rate",
+        "outreach.present",
+        "outreach.expected",
+        "Present over expected at outreach lectures.",
+    ),
+    _ratio(
+        "outreach.satisfaction_rate",
+        "outreach.satisfied",
+        "outreach.responses",
+        "Satisfied over survey responses.",
+    ),
     _sum("volunteer.activities", "activities", "Volunteer activities.", internal=True),
     _sum("volunteer.volunteers", "people", "Volunteers (person-times)."),
     _sum("volunteer.served", "people", "People served by volunteers."),
     _sum("feedback.collected", "items", "Feedback items collected."),
     _sum("feedback.resolved", "items", "Feedback items resolved."),
-    _ratio("feedback.resolution_rate", "feedback.resolved", "feedback.collected", "Resolved over collected items."),
+    _ratio(
+        "feedback.resolution_rate",
+        "feedback.resolved",
+        "feedback.collected",
+        "Resolved over collected items.",
+    ),
     _sum("screening.held", "screenings", "Film screenings held."),
     _sum("screening.audience", "people", "Audience of screenings.", internal=True),
     _sum("points.awarded", "points", "Member points awarded, net of deductions."),
-    Metric("orgunits.branches", MetricKind.TREE, "branches", "Active branches at the end of the period."),
-    Metric("members.total", MetricKind.TREE, "people", "Party members of the active branches at the end of the period."),
+    Metric(
+        "orgunits.branches",
+        MetricKind.TREE,
+        "branches",
+        "Active branches at the end of the period.",
+    ),
+    Metric(
+        "members.total",
+        MetricKind.TREE,
+        "people",
+        "Party members of the active branches at the end of the period.",
+    ),
 )
 
 BY_NAME: Final[dict[str, Metric]] = {m.name: m for m in CATALOGUE}

@@ -14,7 +14,7 @@ OrgUnitId = Annotated[
     str,
     Field(
         pattern=ORG_UNIT_ID_PATTERN,
-        description="Org-unit id: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'.",
+        description="Org-unit id: a letter or digit, then up to 63 of [A-Za-z0-9._-].",
         examples=["br-0001", "cn-qingyuan.tw-03"],
     ),
 ]
@@ -44,7 +44,10 @@ class OrgUnit(BaseModel):
 
     id: OrgUnitId
     name: str = Field(
-        min_length=1, max_length=200, description="Display name.", examples=["清源县城关镇第一村党支部"]
+        min_length=1,
+        max_length=200,
+        description="Display name.",
+        examples=["清源县城关镇第一村党支部"],
     )
     level: Level = Field(description="Level in the tree.", examples=["branch"])
     parent: OrgUnitId | None = Field(

@@ -29,6 +29,8 @@ class FieldError(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    field: str = Field(description="Dotted path of the field, from the event root.", examples=["data.attendees"])
+    field: str = Field(
+        description="Dotted path of the field, from the event root.", examples=["data.attendees"]
+    )
     reason: Reason
     message: str = Field(examples=["attendees cannot exceed members"])

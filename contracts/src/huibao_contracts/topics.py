@@ -26,6 +26,6 @@ PARTITIONS: Final[dict[str, int]] = {
     NOTIFICATIONS: 3,
     FEEDBACK_ISSUED: 3,
 }
-"""Partition count of every topic. `orgunit.changes` has one partition so the tree stays in order."""
+"""Partitions per topic; `orgunit.changes` has one so the tree stays in order."""
 
 ALL_TOPICS: Final = tuple(PARTITIONS)

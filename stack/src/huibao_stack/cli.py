@@ -5,24 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import importlib
-import importlib.util
-import inspect
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable
-from types import ModuleType
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
 from huibao_stack.errors import StackError
 from huibao_stack.launch import run_stack
 from huibao_stack.stack import EmbeddedStack, default_data_dir
-
-DEMO_CLOCK_START = "2026-06-01T00:00:00+08:00"
-"""Where the demo's manual clock starts unless `huibao_stack.demo.CLOCK_START` says otherwise."""
 
 STACK_ENV_FILE = "stack.env"
 """Written by `huibao up` next to its data: the addresses of the running stack."""
@@ -110,52 +103,36 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("huibao_stack.demo") is None:
-        print("The demo is not available yet: huibao_stack.demo is missing.")
-        return 1
-    demo = importlib.import_module("huibao_stack.demo")
+    from huibao_stack import demo
+
+    quarter = demo.demo_quarter()
+    clock_start = dt.datetime.combine(quarter.first_day, dt.time(), tzinfo=CalendarRules().tz)
     stack = EmbeddedStack(
         clock="manual",
-        clock_start=_demo_clock_start(demo),
+        clock_start=clock_start.isoformat(),
         echo=sys.stdout if args.logs else None,
     )
 
     async def run(stack: EmbeddedStack) -> int:
-        run_demo = demo.run_demo
-        argument = _demo_argument(demo, stack)
-        if inspect.iscoroutinefunction(run_demo):
-            result = await run_demo(argument)
-        else:
-            result = await asyncio.to_thread(run_demo, argument)
-        return result if isinstance(result, int) else 0
+        endpoints = demo.Endpoints(
+            reporting=stack.urls["reporting"],
+            rollup=stack.urls["rollup"],
+            scheduler=stack.urls["scheduler"],
+            bootstrap_servers=stack.bootstrap_servers,
+            admin_token=stack.admin_token,
+        )
+        try:
+            await demo.run_demo(endpoints, quarter)
+        except demo.DemoError as e:
+            print(f"\nThe demo failed: {e}", file=sys.stderr)
+            return 1
+        print(
+            f"\nThe dashboard for city staff: {stack.urls['rollup']}/ui/ — run `make up`,"
+            f" then open http://127.0.0.1:8002/ui/ and sign in with {stack.admin_token}"
+        )
+        return 0
 
     return asyncio.run(run_stack(stack, run))
-
-
-def _demo_clock_start(demo: ModuleType) -> str:
-    """`demo.CLOCK_START`, else midnight (Party Day time zone) starting the demo's quarter."""
-    if start := getattr(demo, "CLOCK_START", None):
-        return str(start)
-    if callable(quarter_of := getattr(demo, "demo_quarter", None)):
-        first_day: dt.date = quarter_of().first_day
-        tz = CalendarRules().tz
-        return dt.datetime.combine(first_day, dt.time(), tzinfo=tz).isoformat()
-    return DEMO_CLOCK_START
-
-
-def _demo_argument(demo: ModuleType, stack: EmbeddedStack) -> object:
-    """What `run_demo` takes: the demo's `Endpoints` when it defines one, else the stack."""
-    endpoints = getattr(demo, "Endpoints", None)
-    if endpoints is None:
-        return stack
-    urls = stack.urls
-    return endpoints(
-        reporting=urls["reporting"],
-        rollup=urls["rollup"],
-        scheduler=urls["scheduler"],
-        bootstrap_servers=stack.bootstrap_servers,
-        admin_token=stack.admin_token,
-    )
 
 
 def _print_banner(stack: EmbeddedStack) -> None:

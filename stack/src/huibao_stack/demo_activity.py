@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.periods import Period
-
 from huibao_stack.demo_city import DemoCity
 
 SOURCE = "/platforms/demo-dangjian"
@@ -116,17 +115,32 @@ def simulate_quarter(
             }
             n += 1
             bucket = plan.late if late else plan.on_time
-            bucket.append(Outgoing(_event("huibao.party_day.held.v1", branch, data, recorded, n, source), channel))
+            bucket.append(
+                Outgoing(
+                    _event("huibao.party_day.held.v1", branch, data, recorded, n, source), channel
+                )
+            )
             if rng.random() < 0.05:  # the same message again: a duplicate, counted once
-                bucket.append(Outgoing(_event("huibao.party_day.held.v1", branch, data, recorded, n, source), channel))
+                bucket.append(
+                    Outgoing(
+                        _event("huibao.party_day.held.v1", branch, data, recorded, n, source),
+                        channel,
+                    )
+                )
             if rng.random() < 0.04:  # a correction: more attendees were counted afterwards
                 attendees = min(members, attendees + 1)
                 n += 1
                 fixed = {**data, "revision": 2, "attendees": attendees}
                 bucket.append(
                     Outgoing(
-                        _event("huibao.party_day.held.v1", branch, fixed,
-                               recorded + dt.timedelta(hours=1), n, source),
+                        _event(
+                            "huibao.party_day.held.v1",
+                            branch,
+                            fixed,
+                            recorded + dt.timedelta(hours=1),
+                            n,
+                            source,
+                        ),
                         channel,
                     )
                 )
@@ -145,8 +159,12 @@ def simulate_quarter(
                             branch,
                             {
                                 "activity_id": f"ls-{branch}-{month}",
-                                "date": (party_day - dt.timedelta(days=rng.randint(1, 20))).isoformat(),
-                                "speaker_role": rng.choice(["branch_secretary", "ordinary_member", "leading_cadre"]),
+                                "date": (
+                                    party_day - dt.timedelta(days=rng.randint(1, 20))
+                                ).isoformat(),
+                                "speaker_role": rng.choice(
+                                    ["branch_secretary", "ordinary_member", "leading_cadre"]
+                                ),
                                 "topic": "我来讲党课：基层治理",
                                 "format": rng.choice(["on_site", "online", "field_teaching"]),
                                 "audience": audience,

@@ -26,7 +26,10 @@ class DemoCity:
 
 
 def build_demo_city(
-    root: str = "demo-city", townships_per_county: int = 6, branches_per_township: int = 24, seed: int = 7
+    root: str = "demo-city",
+    townships_per_county: int = 6,
+    branches_per_township: int = 24,
+    seed: int = 7,
 ) -> DemoCity:
     """4 counties x 6 townships x 24 branches = 576 branches, about 16,000 members."""
     rng = random.Random(seed)
@@ -41,7 +44,9 @@ def build_demo_city(
         for t in range(1, townships_per_county + 1):
             township = f"{county}.t{t}"
             tname = TOWNSHIP_NAMES[(t - 1) % len(TOWNSHIP_NAMES)]
-            units.append({"id": township, "name": f"{cname}{tname}", "level": "township", "parent": county})
+            units.append(
+                {"id": township, "name": f"{cname}{tname}", "level": "township", "parent": county}
+            )
             for b in range(1, branches_per_township + 1):
                 branch = f"{township}.b{b:02d}"
                 # Skewed sizes: most branches 12-40 members, a few large ones up to ~150.

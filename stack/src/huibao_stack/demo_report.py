@@ -29,10 +29,14 @@ class Row:
     totals: dict[str, Any]
 
 
-async def county_table(http: httpx.AsyncClient, rollup: str, root: str, period: Period) -> list[Row]:
+async def county_table(
+    http: httpx.AsyncClient, rollup: str, root: str, period: Period
+) -> list[Row]:
     """Every county of `root` for `period`, then the city total, from the rollup API."""
-    r = await http.get(f"{rollup}/v1/nodes/{root}/children",
-                       params={"period": str(period), "metric": "party_day.held", "limit": 500})
+    r = await http.get(
+        f"{rollup}/v1/nodes/{root}/children",
+        params={"period": str(period), "metric": "party_day.held", "limit": 500},
+    )
     r.raise_for_status()
     items = sorted(r.json()["items"], key=lambda i: i["id"])
     rows = [Row(i["id"], i["name"], i["metrics"]) for i in items]

@@ -92,7 +92,8 @@ class TokenStore:
     async def revoke(self, token_hash: str) -> bool:
         """Revoke a token by its hash; True when one was revoked."""
         result: str = await self._pool.execute(
-            "UPDATE auth.tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+            "UPDATE auth.tokens SET revoked_at = now()"
+            " WHERE token_hash = $1 AND revoked_at IS NULL",
             token_hash,
         )
         self._cache.clear()

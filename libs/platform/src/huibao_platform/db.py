@@ -40,7 +40,7 @@ async def create_pool(
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as e:
             if attempt == attempts:
                 raise StorageUnavailableError(f"cannot connect to PostgreSQL: {e}") from e
             log.warning("postgres_connect_retry", attempt=attempt, error=str(e))
@@ -51,16 +51,25 @@ async def create_pool(
     raise StorageUnavailableError("unreachable")  # pragma: no cover
 
 
-async def apply_schema(pool: asyncpg.Pool, name: str, sql_file: Path) -> None:
-    """Run a service's idempotent DDL once, serialised across replicas by an advisory lock."""
-    lock_id = zlib.crc32(f"huibao-schema-{name}".encode())
-    sql = sql_file.read_text(encoding="utf-8")
+SCHEMA_LOCK_ID = zlib.crc32(b"huibao-schema")
+"""One advisory lock for every service's DDL: services sharing a database (and the `auth`
+schema) never run `CREATE ... IF NOT EXISTS` side by side, which PostgreSQL does not make safe."""
+
+
+async def run_ddl(pool: asyncpg.Pool, sql: str) -> None:
+    """Run idempotent DDL, serialised across every service and replica of the database."""
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
+        await conn.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK_ID)
         try:
             await conn.execute(sql)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+            await conn.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK_ID)
+
+
+async def apply_schema(pool: asyncpg.Pool, name: str, sql_file: Path) -> None:
+    """Run a service's idempotent DDL file (`name` is for the reader and the log)."""
+    await run_ddl(pool, await asyncio.to_thread(sql_file.read_text, encoding="utf-8"))
+    log.debug("schema_applied", schema=name)
 
 
 async def ping(pool: asyncpg.Pool) -> bool:

@@ -79,11 +79,15 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
     @app.exception_handler(BrokerUnavailableError)
     async def on_unavailable(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
-            error_body("service", "unavailable", str(exc)), status_code=503, headers={"Retry-After": "1"}
+            error_body("service", "unavailable", str(exc)),
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.middleware("http")
-    async def canonical_line(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def canonical_line(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         route = _route_template(app, request)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -99,14 +103,25 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
             elapsed = time.perf_counter() - start
             metrics.HTTP_DURATION.labels(route, request.method, str(status)).observe(elapsed)
             if not route.startswith(("/health", "/metrics")):
-                log.info("http_request", method=request.method, route=route, status=status,
-                         duration_ms=round(elapsed * 1000, 2))
+                log.info(
+                    "http_request",
+                    method=request.method,
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("request_id", "traceparent")
 
 
 def _reason_of(status: int) -> str:
-    return {401: "unauthenticated", 403: "out_of_scope", 404: "not_found", 413: "too_large",
-            409: "conflict", 415: "unsupported_media_type"}.get(status, "bad_request")
+    return {
+        401: "unauthenticated",
+        403: "out_of_scope",
+        404: "not_found",
+        413: "too_large",
+        409: "conflict",
+        415: "unsupported_media_type",
+    }.get(status, "bad_request")
 
 
 def _route_template(app: FastAPI, request: Request) -> str:
@@ -129,10 +144,14 @@ def principal_dependency(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if creds is None or not creds.credentials:
-            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
         principal = await get_store().resolve(creds.credentials)
         if principal is None:
-            raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
+            )
         structlog.contextvars.bind_contextvars(principal=principal.unit or "admin")
         return principal
 

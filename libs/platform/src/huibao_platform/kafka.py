@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from typing import Any
 
@@ -60,10 +61,8 @@ async def ensure_topics(settings: CommonSettings, partitions: dict[str, int] | N
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
             log.info("topics_created", topics=[t.name for t in missing])
     except KafkaError as e:
         raise BrokerUnavailableError(f"cannot create topics: {e}") from e
@@ -71,7 +70,7 @@ async def ensure_topics(settings: CommonSettings, partitions: dict[str, int] | N
         await admin.close()
 
 
-async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:
+async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:  # noqa: ASYNC109
     """True when the bootstrap servers answer a metadata request."""
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
     try:

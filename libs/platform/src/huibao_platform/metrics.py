@@ -42,7 +42,9 @@ EVENTS_APPLIED = Counter("huibao_rollup_events_applied", "Activity events applie
 DUPLICATES = Counter("huibao_rollup_duplicates", "Events skipped as duplicates or stale revisions.")
 CORRECTIONS = Counter("huibao_rollup_corrections", "Corrections and retractions applied.")
 CYCLE_STATE = Gauge(
-    "huibao_cycle_state", "1 for the current state of the latest cycle of each kind.", ["kind", "state"]
+    "huibao_cycle_state",
+    "1 for the current state of the latest cycle of each kind.",
+    ["kind", "state"],
 )
 CYCLE_OVERDUE = Gauge("huibao_cycle_overdue_steps", "Cycle steps due but not run yet.")
 NOTIFICATIONS = Counter("huibao_notifications", "Notifications sent, by kind.", ["kind"])

@@ -91,7 +91,9 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 async with self._pool.acquire() as lock_conn:
-                    if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
+                    if not await lock_conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1)", self._lock_id
+                    ):
                         self.is_leader = False
                         await _sleep_or_stop(stop, 1.0)
                         continue
@@ -126,7 +128,9 @@ class OutboxRelay:
                 await self._publish(rows)
             except (KafkaError, OSError) as e:
                 metrics.RELAY_FAILURES.inc()
-                log.warning("relay_publish_failed", schema=self._schema, error=str(e), rows=len(rows))
+                log.warning(
+                    "relay_publish_failed", schema=self._schema, error=str(e), rows=len(rows)
+                )
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -144,7 +148,9 @@ class OutboxRelay:
         for r in rows:
             headers = [(k, v.encode()) for k, v in r["headers"]]
             futures.append(
-                await self._producer.send(r["topic"], value=r["value"], key=r["key"], headers=headers)
+                await self._producer.send(
+                    r["topic"], value=r["value"], key=r["key"], headers=headers
+                )
             )
         async with asyncio.timeout(30):
             await asyncio.gather(*futures)

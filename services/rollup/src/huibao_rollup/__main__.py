@@ -14,10 +14,14 @@ from huibao_rollup.settings import RollupSettings
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `huibao-rollup` console script."""
     parser = argparse.ArgumentParser(prog="huibao-rollup", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve",
-                        choices=("serve", "rebuild", "verify"),
-                        help="serve the API and consumers (default); rebuild every aggregate "
-                             "from the stored facts; verify live aggregates against a rebuild")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=("serve", "rebuild", "verify"),
+        help="serve the API and consumers (default); rebuild every aggregate "
+        "from the stored facts; verify live aggregates against a rebuild",
+    )
     args = parser.parse_args(argv)
     settings = RollupSettings()
     configure_logging("rollup", settings.log_level, settings.log_format)

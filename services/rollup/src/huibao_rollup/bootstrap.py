@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import huibao_dashboard
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.db import ping
@@ -76,8 +77,9 @@ class RollupService:
                 return
             tree_task = asyncio.create_task(run_tree(feed, stop), name="rollup-tree")
             if await _started(source.start, "event_consumer", stop):
-                await run_events(self.rollup, source, feed, stop,
-                                 settings.unknown_unit_retry_seconds)
+                await run_events(
+                    self.rollup, source, feed, stop, settings.unknown_unit_retry_seconds
+                )
         finally:
             stop.set()
             if tree_task is not None:
@@ -134,14 +136,26 @@ def build_app(settings: RollupSettings | None = None, *, clock: Clock | None = N
     """The rollup service as an ASGI app."""
     settings = settings or RollupSettings()
     service = RollupService(settings, clock or SystemClock())
-    app = FastAPI(title="Huibao rollup", version="1.0.0", lifespan=service.lifespan,
-                  description="Live aggregates of Party-member education activity, per org "
-                              "unit and period, with completeness of the monthly Party Day.")
+    app = FastAPI(
+        title="Huibao rollup",
+        version="1.0.0",
+        lifespan=service.lifespan,
+        description="Live aggregates of Party-member education activity, per org "
+        "unit and period, with completeness of the monthly Party Day.",
+    )
     app.state.service = service
-    install_common(app, "rollup", {"postgres": service.storage_ok, "kafka": service.broker_ok,
-                                   "consumer": service.consumer_ok})
+    install_common(
+        app,
+        "rollup",
+        {
+            "postgres": service.storage_ok,
+            "kafka": service.broker_ok,
+            "consumer": service.consumer_ok,
+        },
+    )
     principal = principal_dependency(service.token_store)
     app.include_router(build_router(service.queries, principal, settings.page_size_max))
+    app.include_router(huibao_dashboard.router(settings.scheduler_url))
     return app
 
 

@@ -60,8 +60,11 @@ class Rollup:
     def unknown_units(self, batch: Sequence[Polled]) -> list[str]:
         """Units named by the batch whose path the tree cannot resolve yet."""
         return sorted(
-            {p.event.unit for p in batch
-             if p.event is not None and not self.tree.knows_path(p.event.unit, p.event.date)}
+            {
+                p.event.unit
+                for p in batch
+                if p.event is not None and not self.tree.knows_path(p.event.unit, p.event.date)
+            }
         )
 
     async def apply_events(
@@ -98,8 +101,9 @@ class Rollup:
                 async with self.tree_lock, self.repo.unit_of_work() as uow:
                     if fenced := await uow.fence(source.topic, expected):
                         raise FencedError(fenced)
-                    fold = Fold(self.rules, self.tree, await uow.lock_facts(
-                        [e.activity_id for e in events]))
+                    fold = Fold(
+                        self.rules, self.tree, await uow.lock_facts([e.activity_id for e in events])
+                    )
                     outcomes = Counter(fold.apply(e) for e in events)
                     cells = fold.deltas.changed()
                     await uow.write(cells, list(fold.changed.values()))
@@ -115,9 +119,14 @@ class Rollup:
         metrics.EVENTS_APPLIED.inc(outcomes[Outcome.APPLIED] + outcomes[Outcome.CORRECTED])
         metrics.CORRECTIONS.inc(outcomes[Outcome.CORRECTED])
         metrics.DUPLICATES.inc(outcomes[Outcome.DUPLICATE])
-        log.info("batch_applied", records=len(batch), cells=len(cells),
-                 duration_ms=round(elapsed * 1000, 1), partitions=sorted(positions),
-                 **{str(k): v for k, v in outcomes.items()})
+        log.info(
+            "batch_applied",
+            records=len(batch),
+            cells=len(cells),
+            duration_ms=round(elapsed * 1000, 1),
+            partitions=sorted(positions),
+            **{str(k): v for k, v in outcomes.items()},
+        )
         return positions
 
     async def apply_changes(self, changes: Sequence[OrgUnitChange]) -> None:
@@ -126,9 +135,13 @@ class Rollup:
             versions = [Version.of(c) for c in changes]
             for v in versions:
                 existing = self.tree.current(v.unit, v.effective)
-                if self.tree.apply(v) and existing is not None and (
-                    v.kind in ("move", "merge")
-                    or (existing.parent, existing.merged_into) != (v.parent, v.merged_into)
+                if (
+                    self.tree.apply(v)
+                    and existing is not None
+                    and (
+                        v.kind in ("move", "merge")
+                        or (existing.parent, existing.merged_into) != (v.parent, v.merged_into)
+                    )
                 ):
                     self._pending.append((v.unit, v.effective))
             async with self.repo.unit_of_work() as uow:

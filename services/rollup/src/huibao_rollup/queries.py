@@ -47,8 +47,12 @@ def parse_period(text: str, field: str = "period", *, month_only: bool = False) 
 
 def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
     """One page of a list, with its total."""
-    return {"total": len(items), "offset": offset, "limit": limit,
-            "items": items[offset:offset + limit]}
+    return {
+        "total": len(items),
+        "offset": offset,
+        "limit": limit,
+        "items": items[offset : offset + limit],
+    }
 
 
 class Queries:
@@ -76,8 +80,9 @@ class Queries:
             raise QueryError(404, "id", "not_found", f"no org unit {node!r}")
         if principal.is_admin or principal.unit in self._path(node, self.today()):
             return
-        raise QueryError(403, "id", "out_of_scope",
-                         f"{node!r} is outside the subtree of {principal.unit!r}")
+        raise QueryError(
+            403, "id", "out_of_scope", f"{node!r} is outside the subtree of {principal.unit!r}"
+        )
 
     def brief(self, node: str) -> dict[str, Any]:
         """`{"id","name","level","parent"}` of a node as it stands today."""
@@ -96,9 +101,14 @@ class Queries:
         v = self._tree.current(node, today)
         assert v is not None
         snap = self._tree.snapshot(today)
-        return {**self.brief(node), "path": list(self._path(node, today)), "members": v.members,
-                "opened": v.opened, "closed": v.closed,
-                "children": list(snap.children.get(node, ()))}
+        return {
+            **self.brief(node),
+            "path": list(self._path(node, today)),
+            "members": v.members,
+            "opened": v.opened,
+            "closed": v.closed,
+            "children": list(snap.children.get(node, ())),
+        }
 
     def roots(self, principal: Principal) -> dict[str, Any]:
         """The roots a principal may see: every root for the admin, else its own unit."""
@@ -106,30 +116,41 @@ class Queries:
             ids = list(self._tree.snapshot(self.today()).roots)
         else:
             ids = [principal.unit] if principal.unit and principal.unit in self._tree else []
-        items = [{k: b[k] for k in ("id", "name", "level")}
-                 for b in (self.brief(i) for i in ids)]
+        items = [{k: b[k] for k in ("id", "name", "level")} for b in (self.brief(i) for i in ids)]
         return {"items": items}
 
     async def metrics_of(self, nodes: list[str], period: Period) -> dict[str, dict[str, Value]]:
         """Every public metric of these nodes in one period."""
         sums = await self._repo.sums(nodes, [str(period)])
-        return {n: public_metrics(sums.get((n, str(period)), {}),
-                                  tree_metrics(self._tree, self._rules, n, period))
-                for n in nodes}
+        return {
+            n: public_metrics(
+                sums.get((n, str(period)), {}), tree_metrics(self._tree, self._rules, n, period)
+            )
+            for n in nodes
+        }
 
     async def summary(self, node: str, period: Period) -> dict[str, Any]:
         """All metrics of a node in a period."""
         metrics = await self.metrics_of([node], period)
         return {"node": self.brief(node), "period": str(period), "metrics": metrics[node]}
 
-    async def children(self, node: str, period: Period, metric: str, limit: int, offset: int,
-                       ) -> dict[str, Any]:
+    async def children(
+        self,
+        node: str,
+        period: Period,
+        metric: str,
+        limit: int,
+        offset: int,
+    ) -> dict[str, Any]:
         """The children in force at the period's end, ranked by `metric` (1 = best)."""
         if metric not in PUBLIC:
             raise QueryError(422, "metric", "invalid_field", f"unknown metric {metric!r}")
         snap = self._tree.snapshot(period.last_day)
-        ids = [c for c in snap.children.get(node, ())
-               if (v := snap.versions[c]).closed is None or v.closed > period.first_day]
+        ids = [
+            c
+            for c in snap.children.get(node, ())
+            if (v := snap.versions[c]).closed is None or v.closed > period.first_day
+        ]
         metrics = await self.metrics_of(ids, period)
         values = {c: metrics[c][metric] for c in ids}
         ranked = sorted(ids, key=lambda c: (values[c] is None, -(values[c] or 0), c))
@@ -138,13 +159,30 @@ class Queries:
             value = values[c]
             same = bool(items) and items[-1]["value"] == value
             v = snap.versions[c]
-            items.append({"id": c, "name": v.name, "level": v.level, "value": value,
-                          "rank": items[-1]["rank"] if same else i + 1, "metrics": metrics[c]})
-        return {"node": self.brief(node), "period": str(period), "metric": metric,
-                **page(items, limit, offset)}
+            items.append(
+                {
+                    "id": c,
+                    "name": v.name,
+                    "level": v.level,
+                    "value": value,
+                    "rank": items[-1]["rank"] if same else i + 1,
+                    "metrics": metrics[c],
+                }
+            )
+        return {
+            "node": self.brief(node),
+            "period": str(period),
+            "metric": metric,
+            **page(items, limit, offset),
+        }
 
-    async def completeness(self, node: str, month: Period, limit: int, offset: int,
-                           ) -> dict[str, Any]:
+    async def completeness(
+        self,
+        node: str,
+        month: Period,
+        limit: int,
+        offset: int,
+    ) -> dict[str, Any]:
         """Expected, held, on time, late and missing branches of a month's Party Day."""
         snap = self._tree.snapshot(self._rules.party_day_date(month))
         held = await self._repo.party_days(node, month.first_day, month.last_day)
@@ -153,18 +191,30 @@ class Queries:
         def unit(u: str) -> dict[str, Any]:
             v = snap.versions.get(u) or self._tree.current(u, snap.day)
             path = snap.paths.get(u) or self._path(u, snap.day)
-            return {"id": u, "name": v.name if v else u,
-                    "parent": path[-2] if len(path) > 1 else None, "path": list(path)}
+            return {
+                "id": u,
+                "name": v.name if v else u,
+                "parent": path[-2] if len(path) > 1 else None,
+                "path": list(path),
+            }
 
         missing = [unit(u) for u in result.missing]
-        late = [{**unit(h.unit), "reported_at": h.reported_at.isoformat()}
-                for h in result.late_units]
-        return {"node": self.brief(node), "cycle": "party_day", "period": str(month),
-                "deadline": self._rules.deadline(month).isoformat(),
-                "expected": result.expected, "held": result.held, "on_time": result.on_time,
-                "late": result.late, "missing": len(result.missing),
-                "missing_units": page(missing, limit, offset),
-                "late_units": page(late, limit, offset)}
+        late = [
+            {**unit(h.unit), "reported_at": h.reported_at.isoformat()} for h in result.late_units
+        ]
+        return {
+            "node": self.brief(node),
+            "cycle": "party_day",
+            "period": str(month),
+            "deadline": self._rules.deadline(month).isoformat(),
+            "expected": result.expected,
+            "held": result.held,
+            "on_time": result.on_time,
+            "late": result.late,
+            "missing": len(result.missing),
+            "missing_units": page(missing, limit, offset),
+            "late_units": page(late, limit, offset),
+        }
 
     async def series(self, node: str, metric: str, first: Period, last: Period) -> dict[str, Any]:
         """A metric month by month from `first` to `last`."""
@@ -174,10 +224,17 @@ class Queries:
             raise QueryError(422, "to", "invalid_field", "`to` is before `from`")
         months = month_range(first.months()[0], last.months()[-1])
         if len(months) > MAX_SERIES_MONTHS:
-            raise QueryError(422, "to", "invalid_field",
-                             f"at most {MAX_SERIES_MONTHS} months in one series")
+            raise QueryError(
+                422, "to", "invalid_field", f"at most {MAX_SERIES_MONTHS} months in one series"
+            )
         sums = await self._repo.sums([node], [str(m) for m in months])
-        points = [{"period": str(m), "value": public_metrics(
-            sums.get((node, str(m)), {}), tree_metrics(self._tree, self._rules, node, m))[metric]}
-            for m in months]
+        points = [
+            {
+                "period": str(m),
+                "value": public_metrics(
+                    sums.get((node, str(m)), {}), tree_metrics(self._tree, self._rules, node, m)
+                )[metric],
+            }
+            for m in months
+        ]
         return {"node": self.brief(node), "metric": metric, "points": points}

@@ -27,7 +27,9 @@ class RollupSettings(CommonSettings):
         default=200, ge=1, le=10_000, description="Longest wait for a batch to fill up."
     )
     session_timeout_ms: int = Field(
-        default=10_000, ge=1000, le=300_000,
+        default=10_000,
+        ge=1000,
+        le=300_000,
         description="Consumer-group session timeout: how soon a dead replica's partitions move.",
     )
     heartbeat_interval_ms: int = Field(
@@ -38,5 +40,9 @@ class RollupSettings(CommonSettings):
     )
     unknown_unit_retry_seconds: float = Field(
         default=1.0, gt=0, le=60, description="Pause before retrying a batch naming unknown units."
+    )
+    scheduler_url: str | None = Field(
+        default=None,
+        description="Scheduler base URL for the dashboard's feedback proxy (HUIBAO_SCHEDULER_URL).",
     )
     db_pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL pool size.")

@@ -101,15 +101,22 @@ def build_app(
         producer = kafka.new_producer(settings)
         await producer.start()
         relay = OutboxRelay(pool, producer, SCHEMA)
-        rollup = RollupClient(settings.rollup_url, settings.admin_token,
-                              page_size=settings.rollup_page_size,
-                              concurrency=settings.rollup_concurrency,
-                              timeout=settings.rollup_timeout, transport=seams.rollup_transport)
+        rollup = RollupClient(
+            settings.rollup_url,
+            settings.admin_token,
+            page_size=settings.rollup_page_size,
+            concurrency=settings.rollup_concurrency,
+            timeout=settings.rollup_timeout,
+            transport=seams.rollup_transport,
+        )
         wired.pool, wired.tokens = pool, TokenStore(pool, settings.admin_token)
         wired.store = CycleStore(pool, seams.replica, seams.on_claimed)
         wired.runner = CycleRunner(
-            store=wired.store, effects=EffectGatherer(rollup, settings.calendar),
-            rules=settings.calendar, clock=the_clock, default_first_month=settings.first_month,
+            store=wired.store,
+            effects=EffectGatherer(rollup, settings.calendar),
+            rules=settings.calendar,
+            clock=the_clock,
+            default_first_month=settings.first_month,
             on_committed=relay.kick,
         )
         app.state.runner = wired.runner
@@ -117,8 +124,11 @@ def build_app(
         stop = asyncio.Event()
         tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
         if seams.ticker:
-            tasks.append(asyncio.create_task(
-                run_ticker(wired.runner, settings.tick_seconds, stop), name="ticker"))
+            tasks.append(
+                asyncio.create_task(
+                    run_ticker(wired.runner, settings.tick_seconds, stop), name="ticker"
+                )
+            )
         try:
             yield
         finally:
@@ -130,8 +140,12 @@ def build_app(
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title="Huibao scheduler", version="0.1.0", lifespan=lifespan,
-                  description="The calendar: Party Day cycles, notifications, quarterly feedback.")
+    app = FastAPI(
+        title="Huibao scheduler",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="The calendar: Party Day cycles, notifications, quarterly feedback.",
+    )
 
     async def postgres_ready() -> bool:
         return wired.pool is not None and await db.ping(wired.pool)

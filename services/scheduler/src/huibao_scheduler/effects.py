@@ -72,8 +72,11 @@ class EffectGatherer:
                 self._rollup.summary(root.id, str(month)), self._rollup.children(root, str(month))
             )
             out.append(messages.dispatch(month, root, summary))
-            out.extend(messages.dispatch(month, unit, metrics) for unit, metrics in children
-                       if unit.level in _DISPATCH_LEVELS)
+            out.extend(
+                messages.dispatch(month, unit, metrics)
+                for unit, metrics in children
+                if unit.level in _DISPATCH_LEVELS
+            )
         return Effects(out)
 
     async def _feedback(self, quarter: Period, now: dt.datetime) -> Effects:
@@ -82,6 +85,7 @@ class EffectGatherer:
         reports = build_reports(tree, quarter, now)
         notes = [
             messages.feedback_issued(quarter, tree.units[r.unit], len(r.attention))
-            for r in reports if r.level != "branch"
+            for r in reports
+            if r.level != "branch"
         ]
         return Effects(notes, [(r, tree.units[r.unit].path) for r in reports])

@@ -88,8 +88,13 @@ class CycleRunner:
                 done = await self._run(step, now)
             except SchedulerError as e:
                 result.error = str(e)
-                log.warning("step_failed", kind=step.kind, period=str(step.period),
-                            step=step.step, error=str(e))
+                log.warning(
+                    "step_failed",
+                    kind=step.kind,
+                    period=str(step.period),
+                    step=step.step,
+                    error=str(e),
+                )
                 break
             result.pending -= 1
             metrics.CYCLE_OVERDUE.set(result.pending)
@@ -131,13 +136,18 @@ class CycleRunner:
         done = transition(step, now)
         effects = Effects() if is_skipped(step, now) else await self._effects.gather(step, now)
         records = [publisher.transition_record(done)]
-        records += [publisher.notification_record(n, step.step.value, now)
-                    for n in effects.notifications]
+        records += [
+            publisher.notification_record(n, step.step.value, now) for n in effects.notifications
+        ]
         records += [publisher.feedback_record(r) for r, _ in effects.feedback]
         plan = plan_for(self._rules, step.kind, step.period)
         previous = plan.steps[step.seq - 1].step if step.seq else None
         committed = await self._store.commit_step(
-            step, previous, done, records=records, notifications=len(effects.notifications),
+            step,
+            previous,
+            done,
+            records=records,
+            notifications=len(effects.notifications),
             feedback=effects.feedback,
         )
         if not committed:
@@ -145,9 +155,17 @@ class CycleRunner:
         self._on_committed()
         for n in effects.notifications:
             metrics.NOTIFICATIONS.labels(n.kind.value).inc()
-        log.info("cycle_step", kind=step.kind, period=str(step.period), step=step.step,
-                 state=done.state, skipped=done.skipped, notifications=len(effects.notifications),
-                 feedback=len(effects.feedback), due_at=step.due_at.isoformat())
+        log.info(
+            "cycle_step",
+            kind=step.kind,
+            period=str(step.period),
+            step=step.step,
+            state=done.state,
+            skipped=done.skipped,
+            notifications=len(effects.notifications),
+            feedback=len(effects.feedback),
+            due_at=step.due_at.isoformat(),
+        )
         return done
 
     async def _update_state_gauge(self) -> None:
@@ -158,4 +176,3 @@ class CycleRunner:
         for kind, row in latest.items():
             for state in CycleState:
                 metrics.CYCLE_STATE.labels(kind.value, state.value).set(int(state is row.state))
-

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import asyncpg
 
 from huibao_platform import auth, outbox
+from huibao_platform.db import run_ddl
 from huibao_reporting.adapters.storage import storage_errors
 
 SCHEMA = "reporting"
@@ -26,11 +26,6 @@ def ddl() -> str:
 
 
 async def install(pool: asyncpg.Pool) -> None:
-    """Run the DDL serialised across replicas (same lock as `huibao_platform.db.apply_schema`)."""
-    lock_id = zlib.crc32(f"huibao-schema-{SCHEMA}".encode())
-    async with storage_errors(), pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
-        try:
-            await conn.execute(ddl())
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+    """Run the DDL under the database-wide schema lock shared by every service."""
+    async with storage_errors():
+        await run_ddl(pool, ddl())

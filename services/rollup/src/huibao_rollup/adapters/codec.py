@@ -36,8 +36,14 @@ def decode_event(value: bytes | None, shard: int) -> ActivityEvent | None:
         time = _instant(doc.get("time"))
         received = _instant(doc.get("huibaoreceived")) or time or dt.datetime.now(dt.UTC)
         event = ActivityEvent(
-            source=str(doc["source"]), id=str(doc["id"]), type=str(doc["type"]),
-            unit=str(doc["subject"]), time=time, received=received, data=data, shard=shard,
+            source=str(doc["source"]),
+            id=str(doc["id"]),
+            type=str(doc["type"]),
+            unit=str(doc["subject"]),
+            time=time,
+            received=received,
+            data=data,
+            shard=shard,
         )
         if not isinstance(data, dict) or "activity_id" not in data:
             raise ValueError("data has no activity_id")

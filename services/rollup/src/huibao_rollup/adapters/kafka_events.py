@@ -56,8 +56,9 @@ class _Partition:
 class EventSource:
     """Fetches batches of accepted events for the partitions this replica owns."""
 
-    def __init__(self, settings: RollupSettings, positions: PositionStore,
-                 topic: str = ACTIVITY_ACCEPTED) -> None:
+    def __init__(
+        self, settings: RollupSettings, positions: PositionStore, topic: str = ACTIVITY_ACCEPTED
+    ) -> None:
         self.topic = topic
         self._settings = settings
         self._positions = positions
@@ -96,8 +97,11 @@ class EventSource:
             for tp in tps:
                 offset, key = stored.get(tp.partition, (-1, ""))
                 await self._seek(tp, offset, key)
-            log.info("partitions_assigned", partitions=sorted(self._parts),
-                     positions={p: s.expected for p, s in self._parts.items()})
+            log.info(
+                "partitions_assigned",
+                partitions=sorted(self._parts),
+                positions={p: s.expected for p, s in self._parts.items()},
+            )
 
     async def revoke(self) -> None:
         """Forget partitions being taken away (called by the listener)."""
@@ -146,8 +150,13 @@ class EventSource:
             if first.offset == offset and first.key == key:
                 polled = polled[1:]
             else:
-                log.warning("broker_lost_data", topic=self.topic, partition=tp.partition,
-                            stored_offset=offset, found_offset=first.offset)
+                log.warning(
+                    "broker_lost_data",
+                    topic=self.topic,
+                    partition=tp.partition,
+                    stored_offset=offset,
+                    found_offset=first.offset,
+                )
                 await self._consumer.seek_to_beginning(tp)
                 return []
         return polled
@@ -195,8 +204,13 @@ class EventSource:
             except KafkaError:
                 continue
             if position > high:
-                log.warning("broker_lost_data", topic=self.topic, partition=partition,
-                            position=position, high_watermark=high)
+                log.warning(
+                    "broker_lost_data",
+                    topic=self.topic,
+                    partition=partition,
+                    position=position,
+                    high_watermark=high,
+                )
                 part.verify = None
                 await self._consumer.seek_to_beginning(tp)
 
@@ -206,7 +220,8 @@ class EventSource:
 
         offsets = {
             TopicPartition(self.topic, p): OffsetAndMetadata(o + 1, "")
-            for p, (o, _) in positions.items() if p in self._parts
+            for p, (o, _) in positions.items()
+            if p in self._parts
         }
         if not offsets:
             return

@@ -38,7 +38,9 @@ class TreeFeed:
         self._topic = topic
         self._apply = apply
         self._consumer = AIOKafkaConsumer(
-            **client_options(settings), group_id=None, enable_auto_commit=False,
+            **client_options(settings),
+            group_id=None,
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         self._positions: dict[TopicPartition, int] = {}
@@ -115,8 +117,13 @@ class TreeFeed:
         for tp, position in list(self._positions.items()):
             high = self._consumer.highwater(tp)
             if high is not None and position > high:
-                log.warning("broker_lost_data", topic=self._topic, partition=tp.partition,
-                            position=position, high_watermark=high)
+                log.warning(
+                    "broker_lost_data",
+                    topic=self._topic,
+                    partition=tp.partition,
+                    position=position,
+                    high_watermark=high,
+                )
                 await self._consumer.seek_to_beginning(tp)
                 self._positions[tp] = 0
 
@@ -129,14 +136,19 @@ class TreeFeed:
         target = self._rounds + 2
 
         def done() -> bool:
-            return self._stopped or (self._rounds >= target and all(
-                position >= (self._consumer.highwater(tp) or 0)
-                for tp, position in self._positions.items()
-            ))
+            return self._stopped or (
+                self._rounds >= target
+                and all(
+                    position >= (self._consumer.highwater(tp) or 0)
+                    for tp, position in self._positions.items()
+                )
+            )
 
         try:
             async with asyncio.timeout(wait_seconds), self._progress:
                 await self._progress.wait_for(done)
         except TimeoutError:
-            log.warning("orgunit_catch_up_timeout",
-                        positions={str(k): v for k, v in self._positions.items()})
+            log.warning(
+                "orgunit_catch_up_timeout",
+                positions={str(k): v for k, v in self._positions.items()},
+            )

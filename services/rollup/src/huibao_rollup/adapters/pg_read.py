@@ -21,7 +21,8 @@ async def sums(pool: asyncpg.Pool, nodes: Sequence[str], periods: Sequence[str])
         "SELECT node, period, metric, sum(value) AS value FROM rollup.agg"
         " WHERE node = ANY($1::text[]) AND period = ANY($2::text[])"
         " GROUP BY node, period, metric",
-        list(nodes), list(periods),
+        list(nodes),
+        list(periods),
     )
     out: Sums = {}
     for r in rows:
@@ -35,6 +36,9 @@ async def party_days(pool: asyncpg.Pool, node: str, first: dt.date, last: dt.dat
         "SELECT unit, on_time, first_reported_at FROM rollup.facts"
         " WHERE type = $1 AND date BETWEEN $2 AND $3 AND NOT retracted"
         " AND path @> ARRAY[$4]::text[]",
-        PARTY_DAY_TYPE, first, last, node,
+        PARTY_DAY_TYPE,
+        first,
+        last,
+        node,
     )
     return [Held(r["unit"], bool(r["on_time"]), r["first_reported_at"]) for r in rows]

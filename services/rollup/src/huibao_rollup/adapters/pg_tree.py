@@ -40,21 +40,27 @@ async def upsert_versions(conn: Conn, versions: Sequence[Version]) -> None:
             level = EXCLUDED.level, parent = EXCLUDED.parent, members = EXCLUDED.members,
             opened = EXCLUDED.opened, closed = EXCLUDED.closed, merged_into = EXCLUDED.merged_into
         WHERE t.seq < EXCLUDED.seq""",
-        [v.unit for v in vs], [v.effective for v in vs], [v.seq for v in vs],
-        [v.kind for v in vs], [v.name for v in vs], [v.level for v in vs],
-        [v.parent for v in vs], [v.members for v in vs], [v.opened for v in vs],
-        [v.closed for v in vs], [v.merged_into for v in vs],
+        [v.unit for v in vs],
+        [v.effective for v in vs],
+        [v.seq for v in vs],
+        [v.kind for v in vs],
+        [v.name for v in vs],
+        [v.level for v in vs],
+        [v.parent for v in vs],
+        [v.members for v in vs],
+        [v.opened for v in vs],
+        [v.closed for v in vs],
+        [v.merged_into for v in vs],
     )
 
 
-async def lock_facts_through(
-    conn: Conn, unit: str, since: dt.date
-) -> list[Fact]:
+async def lock_facts_through(conn: Conn, unit: str, since: dt.date) -> list[Fact]:
     """Facts attributed through `unit` and dated on or after `since`, locked in id order."""
     rows = await conn.fetch(
         "SELECT activity_id, unit, type, date, revision, message_key, first_reported_at,"
         " on_time, retracted, contribution, path FROM rollup.facts"
         " WHERE path @> ARRAY[$1]::text[] AND date >= $2 ORDER BY activity_id FOR UPDATE",
-        unit, since,
+        unit,
+        since,
     )
     return [fact_from_row(r) for r in rows]

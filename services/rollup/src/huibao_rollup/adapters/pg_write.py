@@ -35,10 +35,16 @@ _FACT_COLUMNS = (
 def fact_from_row(row: asyncpg.Record) -> Fact:
     """A stored fact."""
     return Fact(
-        activity_id=row["activity_id"], unit=row["unit"], type=row["type"], date=row["date"],
-        revision=row["revision"], message_key=row["message_key"],
-        first_reported_at=row["first_reported_at"], on_time=row["on_time"],
-        retracted=row["retracted"], contribution=dict(row["contribution"]),
+        activity_id=row["activity_id"],
+        unit=row["unit"],
+        type=row["type"],
+        date=row["date"],
+        revision=row["revision"],
+        message_key=row["message_key"],
+        first_reported_at=row["first_reported_at"],
+        on_time=row["on_time"],
+        retracted=row["retracted"],
+        contribution=dict(row["contribution"]),
         path=tuple(row["path"]),
     )
 
@@ -69,10 +75,16 @@ async def upsert_facts(conn: Conn, facts: Sequence[Fact]) -> None:
             first_reported_at = EXCLUDED.first_reported_at, on_time = EXCLUDED.on_time,
             retracted = EXCLUDED.retracted, contribution = EXCLUDED.contribution,
             path = EXCLUDED.path, updated_at = now()""",
-        [f.activity_id for f in facts], [f.unit for f in facts], [f.type for f in facts],
-        [f.date for f in facts], [f.revision for f in facts], [f.message_key for f in facts],
-        [f.first_reported_at for f in facts], [f.on_time for f in facts],
-        [f.retracted for f in facts], [orjson.dumps(f.contribution).decode() for f in facts],
+        [f.activity_id for f in facts],
+        [f.unit for f in facts],
+        [f.type for f in facts],
+        [f.date for f in facts],
+        [f.revision for f in facts],
+        [f.message_key for f in facts],
+        [f.first_reported_at for f in facts],
+        [f.on_time for f in facts],
+        [f.retracted for f in facts],
+        [orjson.dumps(f.contribution).decode() for f in facts],
         [SEP.join(f.path) for f in facts],
     )
 
@@ -85,7 +97,8 @@ async def update_paths(conn: Conn, moved: Mapping[str, tuple[str, ...]]) -> None
     await conn.execute(
         f"""UPDATE rollup.facts f SET path = string_to_array(s.p, '{SEP}'), updated_at = now()
         FROM unnest($1::text[], $2::text[]) AS s(a, p) WHERE f.activity_id = s.a""",
-        ids, [SEP.join(moved[i]) for i in ids],
+        ids,
+        [SEP.join(moved[i]) for i in ids],
     )
 
 
@@ -97,8 +110,11 @@ async def add_cells(conn: Conn, cells: Sequence[tuple[Cell, Decimal]]) -> None:
         """INSERT INTO rollup.agg AS a (node, period, metric, shard, value)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[])
         ON CONFLICT (node, period, metric, shard) DO UPDATE SET value = a.value + EXCLUDED.value""",
-        [c[0][0] for c in cells], [c[0][1] for c in cells], [c[0][2] for c in cells],
-        [c[0][3] for c in cells], [c[1] for c in cells],
+        [c[0][0] for c in cells],
+        [c[0][1] for c in cells],
+        [c[0][2] for c in cells],
+        [c[0][3] for c in cells],
+        [c[1] for c in cells],
     )
 
 
@@ -117,25 +133,28 @@ async def fence(conn: Conn, topic: str, expected: Mapping[int, int]) -> list[int
     await conn.execute(
         """INSERT INTO rollup.offsets (topic, partition, "offset", message_key)
         SELECT $1, p, -1, '' FROM unnest($2::int[]) AS p ON CONFLICT DO NOTHING""",
-        topic, parts,
+        topic,
+        parts,
     )
     rows = await conn.fetch(
         'SELECT partition, "offset" FROM rollup.offsets WHERE topic = $1'
         " AND partition = ANY($2::int[]) ORDER BY partition FOR UPDATE",
-        topic, parts,
+        topic,
+        parts,
     )
     return [r["partition"] for r in rows if r["offset"] != expected[r["partition"]]]
 
 
-async def save_positions(
-    conn: Conn, topic: str, positions: Mapping[int, tuple[int, str]]
-) -> None:
+async def save_positions(conn: Conn, topic: str, positions: Mapping[int, tuple[int, str]]) -> None:
     """Record the last record applied per partition."""
     parts = sorted(positions)
     await conn.execute(
         """UPDATE rollup.offsets o SET "offset" = s.o, message_key = s.k, updated_at = $5
         FROM unnest($2::int[], $3::bigint[], $4::text[]) AS s(p, o, k)
         WHERE o.topic = $1 AND o.partition = s.p""",
-        topic, parts, [positions[p][0] for p in parts], [positions[p][1] for p in parts],
+        topic,
+        parts,
+        [positions[p][0] for p in parts],
+        [positions[p][1] for p in parts],
         dt.datetime.now(dt.UTC),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from huibao_platform import auth
-from huibao_platform.db import apply_schema, create_pool
+from huibao_platform.db import apply_schema, create_pool, run_ddl
 from huibao_platform.errors import StorageUnavailableError
 from huibao_rollup.adapters import pg_read, pg_tree, pg_write
 from huibao_rollup.adapters.pg_write import Conn
@@ -48,8 +47,9 @@ class UnitOfWork:
         await pg_write.add_cells(self.conn, cells)
         await pg_write.upsert_facts(self.conn, facts)
 
-    async def move(self, cells: Sequence[tuple[Cell, Decimal]],
-                   moved: Mapping[str, tuple[str, ...]]) -> None:
+    async def move(
+        self, cells: Sequence[tuple[Cell, Decimal]], moved: Mapping[str, tuple[str, ...]]
+    ) -> None:
         """Aggregate deltas of re-attributed facts, and their new paths."""
         await pg_write.add_cells(self.conn, cells)
         await pg_write.update_paths(self.conn, moved)
@@ -91,9 +91,7 @@ class Repository:
         """Create the schema (and the auth table reporting owns, if missing)."""
         try:
             await apply_schema(self.pool, "rollup", SCHEMA)
-            # reporting may create it at the same moment: then it exists, which is all we need
-            with contextlib.suppress(asyncpg.UniqueViolationError):
-                await self.pool.execute(auth.DDL)
+            await run_ddl(self.pool, auth.DDL)
         except DRIVER_ERRORS as e:
             raise StorageUnavailableError(f"cannot set up the rollup schema: {e}") from e
 

@@ -45,13 +45,15 @@ class Deltas:
     def __init__(self) -> None:
         self.cells: dict[Cell, int | Decimal] = {}
 
-    def add(self, path: tuple[str, ...], day: dt.date, amounts: Contribution,
-            sign: int, shard: int) -> None:
+    def add(
+        self, path: tuple[str, ...], day: dt.date, amounts: Contribution, sign: int, shard: int
+    ) -> None:
         """Add `sign` × `amounts` to every (node, period) of `path` and `day`."""
         if not amounts:
             return
-        exact = [(m, sign * (v if isinstance(v, int) else as_decimal(v)))
-                 for m, v in amounts.items()]
+        exact = [
+            (m, sign * (v if isinstance(v, int) else as_decimal(v))) for m, v in amounts.items()
+        ]
         cells = self.cells
         get = cells.get
         for node, period in keys(path, day):
@@ -90,9 +92,17 @@ class Fold:
         )
         path = attribute(self._tree, event.unit, day)
         fact = Fact(
-            activity_id=aid, unit=event.unit, type=event.type, date=day,
-            revision=event.revision, message_key=event.message_key, first_reported_at=first,
-            on_time=on_time, retracted=event.retracted, contribution=amounts, path=path,
+            activity_id=aid,
+            unit=event.unit,
+            type=event.type,
+            date=day,
+            revision=event.revision,
+            message_key=event.message_key,
+            first_reported_at=first,
+            on_time=on_time,
+            retracted=event.retracted,
+            contribution=amounts,
+            path=path,
         )
         if old is not None:
             self.deltas.add(old.path, old.date, old.contribution, -1, event.shard)

@@ -37,8 +37,10 @@ def completeness(expected: Iterable[str], held: Iterable[Held]) -> Completeness:
     by_unit: dict[str, Held] = {}
     for h in held:
         seen = by_unit.get(h.unit)
-        if seen is None or (h.on_time and not seen.on_time) or (
-            h.on_time == seen.on_time and h.reported_at < seen.reported_at
+        if (
+            seen is None
+            or (h.on_time and not seen.on_time)
+            or (h.on_time == seen.on_time and h.reported_at < seen.reported_at)
         ):
             by_unit[h.unit] = h
     expected_ids = sorted(set(expected))

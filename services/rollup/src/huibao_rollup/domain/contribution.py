@@ -35,21 +35,35 @@ def _fields(**metrics: str) -> Callable[[Mapping[str, Any]], Contribution]:
 
 RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
     "huibao.lesson.delivered.v1": _fields(
-        **{"lesson.delivered": "=1", "lesson.audience": "audience",
-           "lesson.minutes": "duration_minutes"}
+        **{
+            "lesson.delivered": "=1",
+            "lesson.audience": "audience",
+            "lesson.minutes": "duration_minutes",
+        }
     ),
     "huibao.training.held.v1": _fields(
-        **{"training.sessions": "=1", "training.participants": "participants",
-           "training.hours": "hours"}
+        **{
+            "training.sessions": "=1",
+            "training.participants": "participants",
+            "training.hours": "hours",
+        }
     ),
     "huibao.outreach.held.v1": _fields(
-        **{"outreach.sessions": "=1", "outreach.audience": "audience",
-           "outreach.expected": "expected", "outreach.present": "present",
-           "outreach.responses": "responses", "outreach.satisfied": "satisfied"}
+        **{
+            "outreach.sessions": "=1",
+            "outreach.audience": "audience",
+            "outreach.expected": "expected",
+            "outreach.present": "present",
+            "outreach.responses": "responses",
+            "outreach.satisfied": "satisfied",
+        }
     ),
     "huibao.volunteer.served.v1": _fields(
-        **{"volunteer.activities": "=1", "volunteer.volunteers": "volunteers",
-           "volunteer.served": "served"}
+        **{
+            "volunteer.activities": "=1",
+            "volunteer.volunteers": "volunteers",
+            "volunteer.served": "served",
+        }
     ),
     "huibao.feedback.collected.v1": _fields(**{"feedback.collected": "items"}),
     "huibao.feedback.resolved.v1": _fields(**{"feedback.resolved": "items"}),
@@ -66,8 +80,12 @@ def is_known_type(event_type: str) -> bool:
     return event_type == PARTY_DAY or event_type in RULES
 
 
-def on_time(rules: CalendarRules, event_type: str, day: dt.date, first_reported_at: dt.datetime,
-            ) -> bool | None:
+def on_time(
+    rules: CalendarRules,
+    event_type: str,
+    day: dt.date,
+    first_reported_at: dt.datetime,
+) -> bool | None:
     """For a Party Day: whether its first report beat the deadline of its month; else None."""
     if event_type != PARTY_DAY:
         return None

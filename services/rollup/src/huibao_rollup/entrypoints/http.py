@@ -53,12 +53,12 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
             raise _fail(e) from e
 
     @router.get("/roots", summary="The roots the token may see")
-    async def roots(*, who: Principal = caller, request: Request,
-                    format: Format = None) -> Any:
+    async def roots(*, who: Principal = caller, request: Request, format: Format = None) -> Any:
         answer = queries.roots(who)
         if _wants_csv(request, format):
-            return _csv(("id", "name", "level"),
-                        ((i["id"], i["name"], i["level"]) for i in answer["items"]))
+            return _csv(
+                ("id", "name", "level"), ((i["id"], i["name"], i["level"]) for i in answer["items"])
+            )
         return answer
 
     @router.get("/nodes/{id}", summary="One org unit with its path and children")
@@ -67,9 +67,14 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
         return queries.node(id)
 
     @router.get("/nodes/{id}/summary", summary="Every public metric of a node in a period")
-    async def summary(id: str, *, who: Principal = caller, request: Request,
-                      period: Annotated[str, Query(examples=["2026-07"])],
-                      format: Format = None) -> Any:
+    async def summary(
+        id: str,
+        *,
+        who: Principal = caller,
+        request: Request,
+        period: Annotated[str, Query(examples=["2026-07"])],
+        format: Format = None,
+    ) -> Any:
         scoped(who, id)
         try:
             answer = await queries.summary(id, parse_period(period))
@@ -80,53 +85,80 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
         return answer
 
     @router.get("/nodes/{id}/children", summary="Children ranked by a metric")
-    async def children(id: str, *, who: Principal = caller, request: Request,
-                       period: Annotated[str, Query(examples=["2026-07"])],
-                       metric: str = "party_day.held", limit: Limit = 100, offset: Offset = 0,
-                       format: Format = None) -> Any:
+    async def children(
+        id: str,
+        *,
+        who: Principal = caller,
+        request: Request,
+        period: Annotated[str, Query(examples=["2026-07"])],
+        metric: str = "party_day.held",
+        limit: Limit = 100,
+        offset: Offset = 0,
+        format: Format = None,
+    ) -> Any:
         scoped(who, id)
         try:
-            answer = await queries.children(id, parse_period(period), metric,
-                                            min(limit, page_cap), offset)
+            answer = await queries.children(
+                id, parse_period(period), metric, min(limit, page_cap), offset
+            )
         except QueryError as e:
             raise _fail(e) from e
         if _wants_csv(request, format):
-            return _csv(("rank", "id", "name", "level", "value"),
-                        ((i["rank"], i["id"], i["name"], i["level"], i["value"])
-                         for i in answer["items"]))
+            return _csv(
+                ("rank", "id", "name", "level", "value"),
+                ((i["rank"], i["id"], i["name"], i["level"], i["value"]) for i in answer["items"]),
+            )
         return answer
 
     @router.get("/nodes/{id}/completeness", summary="Who held the month's Party Day, and who not")
-    async def completeness(id: str, *, who: Principal = caller, request: Request,
-                           period: Annotated[str, Query(examples=["2026-07"])],
-                           cycle: str = "party_day", limit: Limit = 100, offset: Offset = 0,
-                           format: Format = None) -> Any:
+    async def completeness(
+        id: str,
+        *,
+        who: Principal = caller,
+        request: Request,
+        period: Annotated[str, Query(examples=["2026-07"])],
+        cycle: str = "party_day",
+        limit: Limit = 100,
+        offset: Offset = 0,
+        format: Format = None,
+    ) -> Any:
         scoped(who, id)
         try:
             if cycle != "party_day":
                 raise QueryError(422, "cycle", "invalid_field", "only `party_day` is supported")
-            answer = await queries.completeness(id, parse_period(period, month_only=True),
-                                                min(limit, page_cap), offset)
+            answer = await queries.completeness(
+                id, parse_period(period, month_only=True), min(limit, page_cap), offset
+            )
         except QueryError as e:
             raise _fail(e) from e
         if _wants_csv(request, format):
-            rows = [("missing", i["id"], i["name"], i["parent"], "")
-                    for i in answer["missing_units"]["items"]]
-            rows += [("late", i["id"], i["name"], i["parent"], i["reported_at"])
-                     for i in answer["late_units"]["items"]]
+            rows = [
+                ("missing", i["id"], i["name"], i["parent"], "")
+                for i in answer["missing_units"]["items"]
+            ]
+            rows += [
+                ("late", i["id"], i["name"], i["parent"], i["reported_at"])
+                for i in answer["late_units"]["items"]
+            ]
             return _csv(("status", "id", "name", "parent", "reported_at"), rows)
         return answer
 
     @router.get("/nodes/{id}/series", summary="A metric month by month")
-    async def series(id: str, *, who: Principal = caller, request: Request,
-                     metric: str,
-                     from_: Annotated[str, Query(alias="from", examples=["2026-01"])],
-                     to: Annotated[str, Query(examples=["2026-12"])],
-                     format: Format = None) -> Any:
+    async def series(
+        id: str,
+        *,
+        who: Principal = caller,
+        request: Request,
+        metric: str,
+        from_: Annotated[str, Query(alias="from", examples=["2026-01"])],
+        to: Annotated[str, Query(examples=["2026-12"])],
+        format: Format = None,
+    ) -> Any:
         scoped(who, id)
         try:
-            answer = await queries.series(id, metric, parse_period(from_, "from"),
-                                          parse_period(to, "to"))
+            answer = await queries.series(
+                id, metric, parse_period(from_, "from"), parse_period(to, "to")
+            )
         except QueryError as e:
             raise _fail(e) from e
         if _wants_csv(request, format):
@@ -134,4 +166,3 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
         return answer
 
     return router
-

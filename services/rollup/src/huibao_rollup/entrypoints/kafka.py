@@ -25,7 +25,10 @@ LOST_CHECK_SECONDS = 5.0
 
 
 async def run_events(
-    rollup: Rollup, source: EventSource, feed: TreeFeed, stop: asyncio.Event,
+    rollup: Rollup,
+    source: EventSource,
+    feed: TreeFeed,
+    stop: asyncio.Event,
     retry_seconds: float = 1.0,
 ) -> None:
     """Consume accepted events until `stop` is set."""
@@ -47,8 +50,12 @@ async def run_events(
         while not stop.is_set():
             try:
                 positions = await rollup.apply_events(
-                    batch, source=source, generation=generation, catch_up=feed.catch_up,
-                    retry_seconds=retry_seconds, stop=stop,
+                    batch,
+                    source=source,
+                    generation=generation,
+                    catch_up=feed.catch_up,
+                    retry_seconds=retry_seconds,
+                    stop=stop,
                 )
             except StorageUnavailableError as e:
                 log.warning("batch_retry", error=str(e), records=len(batch))

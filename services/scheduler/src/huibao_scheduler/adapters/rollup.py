@@ -76,8 +76,12 @@ class RollupClient:
         while True:
             body = await self._get(
                 f"/v1/nodes/{parent.id}/children",
-                {"period": period, "metric": "party_day.held", "limit": self._page,
-                 "offset": offset},
+                {
+                    "period": period,
+                    "metric": "party_day.held",
+                    "limit": self._page,
+                    "offset": offset,
+                },
             )
             items = body["items"]
             for item in items:
@@ -100,8 +104,15 @@ class RollupClient:
             page = body["missing_units"]
             for item in page["items"]:
                 path = item.get("path") or ()
-                missing.append(Unit(item["id"], item["name"], _BRANCH, item.get("parent"),
-                                    tuple(str(p) for p in path)))
+                missing.append(
+                    Unit(
+                        item["id"],
+                        item["name"],
+                        _BRANCH,
+                        item.get("parent"),
+                        tuple(str(p) for p in path),
+                    )
+                )
             offset += len(page["items"])
             if not page["items"] or offset >= int(page["total"]):
                 return body, missing

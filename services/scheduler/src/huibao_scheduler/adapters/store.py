@@ -8,7 +8,6 @@ first wins; a replica that dies before committing leaves the step unclaimed for 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import asyncpg
 from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
 from huibao_contracts.periods import Period
 from huibao_platform import auth, outbox
+from huibao_platform.db import run_ddl
 from huibao_platform.errors import StorageUnavailableError
 from huibao_platform.outbox import OutboxRecord
 from huibao_scheduler.domain.feedback import FeedbackReport
@@ -56,19 +56,7 @@ async def install_schema(pool: asyncpg.Pool) -> None:
     sql = "\n".join(
         [_SQL_FILE.read_text(encoding="utf-8"), outbox.DDL.format(schema=SCHEMA), auth.DDL]
     )
-    lock_id = zlib.crc32(b"huibao-schema-scheduler")
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
-        try:
-            for attempt in range(3):
-                try:
-                    await conn.execute(sql)
-                    break
-                except asyncpg.UniqueViolationError:  # another service created `auth` just now
-                    if attempt == 2:
-                        raise
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+    await run_ddl(pool, sql)
 
 
 class CycleStore:
@@ -103,8 +91,13 @@ class CycleStore:
         except _DB_ERRORS as e:
             raise StorageUnavailableError(f"cannot read cycles: {e}") from e
         out = [
-            CycleRow(CycleKind(r["kind"]), Period.parse(r["period"]), CycleState(r["state"]),
-                     Step(r["last_step"]) if r["last_step"] else None, r["updated_at"])
+            CycleRow(
+                CycleKind(r["kind"]),
+                Period.parse(r["period"]),
+                CycleState(r["state"]),
+                Step(r["last_step"]) if r["last_step"] else None,
+                r["updated_at"],
+            )
             for r in rows
         ]
         return sorted(out, key=lambda c: (c.kind, c.period))
@@ -114,7 +107,9 @@ class CycleStore:
         try:
             found = await self._pool.fetchval(
                 "SELECT 1 FROM scheduler.steps WHERE kind = $1 AND period = $2 AND step = $3",
-                step.kind.value, str(step.period), step.step.value,
+                step.kind.value,
+                str(step.period),
+                step.step.value,
             )
         except _DB_ERRORS as e:
             raise StorageUnavailableError(f"cannot read steps: {e}") from e
@@ -136,11 +131,15 @@ class CycleStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(
                     "INSERT INTO scheduler.cycles (kind, period) VALUES ($1, $2)"
-                    " ON CONFLICT DO NOTHING", kind, period,
+                    " ON CONFLICT DO NOTHING",
+                    kind,
+                    period,
                 )
                 last = await conn.fetchval(
                     "SELECT last_step FROM scheduler.cycles WHERE kind = $1 AND period = $2"
-                    " FOR UPDATE", kind, period,
+                    " FOR UPDATE",
+                    kind,
+                    period,
                 )
                 if last != (previous.value if previous else None):
                     return False
@@ -148,15 +147,26 @@ class CycleStore:
                     "INSERT INTO scheduler.steps (kind, period, step, seq, state, due_at, ran_at,"
                     " skipped, notifications, replica) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
                     " ON CONFLICT DO NOTHING RETURNING 1",
-                    kind, period, step.step.value, step.seq, done.state.value, done.due_at,
-                    done.ran_at, done.skipped, notifications, self._replica,
+                    kind,
+                    period,
+                    step.step.value,
+                    step.seq,
+                    done.state.value,
+                    done.due_at,
+                    done.ran_at,
+                    done.skipped,
+                    notifications,
+                    self._replica,
                 )
                 if claimed is None:
                     return False
                 await conn.execute(
                     "UPDATE scheduler.cycles SET state = $3, last_step = $4, updated_at = now()"
                     " WHERE kind = $1 AND period = $2",
-                    kind, period, done.state.value, step.step.value,
+                    kind,
+                    period,
+                    done.state.value,
+                    step.step.value,
                 )
                 raw = cast(asyncpg.Connection, conn)
                 if feedback:
@@ -175,7 +185,8 @@ class CycleStore:
         try:
             row = await self._pool.fetchrow(
                 "SELECT path, report FROM scheduler.feedback WHERE quarter = $1 AND unit = $2",
-                quarter, unit,
+                quarter,
+                unit,
             )
         except _DB_ERRORS as e:
             raise StorageUnavailableError(f"cannot read feedback: {e}") from e

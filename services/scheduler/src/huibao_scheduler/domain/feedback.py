@@ -118,9 +118,16 @@ def month_figures(tree: Tree, unit: str, months: Sequence[Period]) -> list[Month
         metrics = tree.figures.get((unit, str(month)))
         if metrics is not None:
             c = Completeness.from_metrics(str(month), metrics)
-            out.append(MonthFigures.model_construct(  # trusted ints: skip re-validation
-                period=c.period, expected=c.expected, held=c.held, on_time=c.on_time,
-                late=c.late, missing=c.missing))
+            out.append(
+                MonthFigures.model_construct(  # trusted ints: skip re-validation
+                    period=c.period,
+                    expected=c.expected,
+                    held=c.held,
+                    on_time=c.on_time,
+                    late=c.late,
+                    missing=c.missing,
+                )
+            )
     return out
 
 
@@ -128,8 +135,12 @@ def child_figures(tree: Tree, child: Unit, months: Sequence[Period]) -> ChildFig
     """A child's completeness by month and summed over the quarter."""
     rows = month_figures(tree, child.id, months)
     return ChildFigures.model_construct(
-        id=child.id, name=child.name, level=child.level, months=rows,
-        on_time=sum(r.on_time for r in rows), late=sum(r.late for r in rows),
+        id=child.id,
+        name=child.name,
+        level=child.level,
+        months=rows,
+        on_time=sum(r.on_time for r in rows),
+        late=sum(r.late for r in rows),
         missing=sum(r.missing for r in rows),
     )
 
@@ -141,8 +152,9 @@ def attention(children: Iterable[ChildFigures]) -> list[Attention]:
         reasons = [f"{r.period} 未上报 {r.missing} 个" for r in c.months if r.missing]
         reasons += [f"{r.period} 逾期上报 {r.late} 个" for r in c.months if r.late]
         if reasons:
-            out.append(Attention(id=c.id, name=c.name, missing=c.missing, late=c.late,
-                                 reasons=reasons))
+            out.append(
+                Attention(id=c.id, name=c.name, missing=c.missing, late=c.late, reasons=reasons)
+            )
     return sorted(out, key=lambda a: (-a.missing, -a.late, a.id))
 
 
@@ -163,18 +175,32 @@ def build_reports(tree: Tree, quarter: Period, issued_at: dt.datetime) -> list[F
             values = {u: tree.figures.get((u, q), {}).get(metric) for u in group}
             for uid, rank in competition_ranks(values).items():
                 ranks.setdefault(uid, []).append(
-                    Rank.model_construct(metric=metric, rank=rank, of=len(group)))
+                    Rank.model_construct(metric=metric, rank=rank, of=len(group))
+                )
     reports = []
     for unit in tree.units.values():
         current = tree.figures.get((unit.id, q), {})
         before = tree.figures.get((unit.id, prev), {})
-        kids = [child_figures(tree, tree.units[c], months)
-                for c in sorted(tree.children.get(unit.id, []))]
-        reports.append(FeedbackReport(
-            unit=unit.id, name=unit.name, level=unit.level, parent=unit.parent, quarter=q,
-            previous_quarter=prev, issued_at=issued_at, metrics=_public(current),
-            previous=_public(before), change=change(current, before),
-            ranks=ranks.get(unit.id, []), months=month_figures(tree, unit.id, months),
-            children=kids, attention=attention(kids),
-        ))
+        kids = [
+            child_figures(tree, tree.units[c], months)
+            for c in sorted(tree.children.get(unit.id, []))
+        ]
+        reports.append(
+            FeedbackReport(
+                unit=unit.id,
+                name=unit.name,
+                level=unit.level,
+                parent=unit.parent,
+                quarter=q,
+                previous_quarter=prev,
+                issued_at=issued_at,
+                metrics=_public(current),
+                previous=_public(before),
+                change=change(current, before),
+                ranks=ranks.get(unit.id, []),
+                months=month_figures(tree, unit.id, months),
+                children=kids,
+                attention=attention(kids),
+            )
+        )
     return reports

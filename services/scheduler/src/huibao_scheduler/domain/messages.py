@@ -35,9 +35,14 @@ def upcoming(rules: CalendarRules, month: Period, unit: Unit) -> Notification:
         f"请按时组织开展，并于{_deadline_label(rules, month)}前上报。"
     )
     return Notification(
-        kind=NotificationKind.UPCOMING, to=unit.id, period=str(month), text=text,
-        details={"party_day": rules.party_day_date(month).isoformat(),
-                 "deadline": rules.deadline(month).isoformat()},
+        kind=NotificationKind.UPCOMING,
+        to=unit.id,
+        period=str(month),
+        text=text,
+        details={
+            "party_day": rules.party_day_date(month).isoformat(),
+            "deadline": rules.deadline(month).isoformat(),
+        },
     )
 
 
@@ -48,7 +53,10 @@ def not_reported(rules: CalendarRules, month: Period, unit: Unit) -> Notificatio
         f"截止时间为{_deadline_label(rules, month)}，请尽快上报。"
     )
     return Notification(
-        kind=NotificationKind.NOT_REPORTED, to=unit.id, period=str(month), text=text,
+        kind=NotificationKind.NOT_REPORTED,
+        to=unit.id,
+        period=str(month),
+        text=text,
         details={"deadline": rules.deadline(month).isoformat()},
     )
 
@@ -68,11 +76,18 @@ def escalations(month: Period, missing: Iterable[Unit]) -> list[Notification]:
             f"下属{len(units)}个党支部逾期未上报{month_label(month)}主题党日情况：{names}{more}。"
             "请督促尽快补报。"
         )
-        out.append(Notification(
-            kind=NotificationKind.ESCALATION, to=parent, period=str(month), text=text,
-            details={"missing": [{"id": u.id, "name": u.name} for u in units],
-                     "count": len(units)},
-        ))
+        out.append(
+            Notification(
+                kind=NotificationKind.ESCALATION,
+                to=parent,
+                period=str(month),
+                text=text,
+                details={
+                    "missing": [{"id": u.id, "name": u.name} for u in units],
+                    "count": len(units),
+                },
+            )
+        )
     return out
 
 
@@ -89,9 +104,18 @@ def dispatch(month: Period, unit: Unit, metrics: Metrics) -> Notification:
         f"（按时{c.on_time}个、逾期{c.late}个），未开展{c.missing}个，参会率{_rate_label(rate)}。"
     )
     return Notification(
-        kind=NotificationKind.DISPATCH, to=unit.id, period=str(month), text=text,
-        details={"expected": c.expected, "held": c.held, "on_time": c.on_time, "late": c.late,
-                 "missing": c.missing, "attendance_rate": rate},
+        kind=NotificationKind.DISPATCH,
+        to=unit.id,
+        period=str(month),
+        text=text,
+        details={
+            "expected": c.expected,
+            "held": c.held,
+            "on_time": c.on_time,
+            "late": c.late,
+            "missing": c.missing,
+            "attendance_rate": rate,
+        },
     )
 
 
@@ -100,6 +124,9 @@ def feedback_issued(quarter: Period, unit: Unit, attention: int) -> Notification
     text = f"{unit.name}：{quarter.year}年第{quarter.index}季度工作反馈已生成"
     text += f"，{attention}个下级单位需要关注。" if attention else "。"
     return Notification(
-        kind=NotificationKind.FEEDBACK, to=unit.id, period=str(quarter), text=text,
+        kind=NotificationKind.FEEDBACK,
+        to=unit.id,
+        period=str(quarter),
+        text=text,
         details={"attention": attention},
     )

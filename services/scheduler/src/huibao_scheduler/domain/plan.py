@@ -86,10 +86,18 @@ def party_day_plan(rules: CalendarRules, month: Period) -> CyclePlan:
     closes = rules.closes_at(month)
     rows = [
         (Step.OPENED, rules.opens_at(month), CycleState.OPENED, None),
-        (Step.UPCOMING_REMINDER, rules.upcoming_reminder_at(month), CycleState.REMINDED,
-         party_day_over),
-        (Step.OVERDUE_REMINDER, rules.overdue_reminder_at(month), CycleState.OVERDUE_REMINDED,
-         deadline),
+        (
+            Step.UPCOMING_REMINDER,
+            rules.upcoming_reminder_at(month),
+            CycleState.REMINDED,
+            party_day_over,
+        ),
+        (
+            Step.OVERDUE_REMINDER,
+            rules.overdue_reminder_at(month),
+            CycleState.OVERDUE_REMINDED,
+            deadline,
+        ),
         (Step.DEADLINE_PASSED, deadline, CycleState.DEADLINE_PASSED, None),
         (Step.ESCALATED, rules.escalates_at(month), CycleState.ESCALATED, closes),
         (Step.CLOSED, closes, CycleState.CLOSED, None),

@@ -26,21 +26,45 @@ def feedback_csv(report: dict[str, Any]) -> str:
     ranks = {r["metric"]: r for r in report["ranks"]}
     for metric, value in report["metrics"].items():
         rank = ranks.get(metric, {})
-        w.writerow(("metrics", unit, name, quarter, metric, _cell(value),
-                    _cell(report["previous"].get(metric)), _cell(report["change"].get(metric)),
-                    _cell(rank.get("rank")), _cell(rank.get("of"))))
+        w.writerow(
+            (
+                "metrics",
+                unit,
+                name,
+                quarter,
+                metric,
+                _cell(value),
+                _cell(report["previous"].get(metric)),
+                _cell(report["change"].get(metric)),
+                _cell(rank.get("rank")),
+                _cell(rank.get("of")),
+            )
+        )
     for month in report["months"]:
         for key in _MONTH_KEYS:
             w.writerow(("month", unit, name, month["period"], key, month[key], "", "", "", ""))
     for child in report["children"]:
         for month in child["months"]:
             for key in _MONTH_KEYS:
-                w.writerow(("child", child["id"], child["name"], month["period"], key, month[key],
-                            "", "", "", ""))
+                w.writerow(
+                    (
+                        "child",
+                        child["id"],
+                        child["name"],
+                        month["period"],
+                        key,
+                        month[key],
+                        "",
+                        "",
+                        "",
+                        "",
+                    )
+                )
     for item in report["attention"]:
         for key in ("missing", "late"):
-            w.writerow(("attention", item["id"], item["name"], quarter, key, item[key],
-                        "", "", "", ""))
+            w.writerow(
+                ("attention", item["id"], item["name"], quarter, key, item[key], "", "", "", "")
+            )
     return out.getvalue()
 
 

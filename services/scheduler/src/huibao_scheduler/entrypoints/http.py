@@ -6,7 +6,6 @@
 - `GET /v1/feedback/{id}?quarter=2026-Q3`: a unit's quarterly feedback, JSON or CSV.
 """
 
-
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -31,8 +30,10 @@ class ClockMove(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    now: AwareDatetime = Field(description="The new instant, with offset; never earlier.",
-                               examples=["2026-07-24T09:00:00+08:00"])
+    now: AwareDatetime = Field(
+        description="The new instant, with offset; never earlier.",
+        examples=["2026-07-24T09:00:00+08:00"],
+    )
 
 
 class ClockAnswer(BaseModel):
@@ -74,14 +75,17 @@ def build_router(
     async def list_cycles(_: Caller, runner: Runner) -> dict[str, Any]:
         items = []
         for row, nxt, period, kind in await runner.cycles():
-            items.append({
-                "kind": kind.value, "period": str(period),
-                "state": row.state.value if row else "pending",
-                "last_step": row.last_step.value if row and row.last_step else None,
-                "updated_at": row.updated_at.isoformat() if row else None,
-                "next_step": nxt.step.value if nxt else None,
-                "next_due_at": nxt.due_at.isoformat() if nxt else None,
-            })
+            items.append(
+                {
+                    "kind": kind.value,
+                    "period": str(period),
+                    "state": row.state.value if row else "pending",
+                    "last_step": row.last_step.value if row and row.last_step else None,
+                    "updated_at": row.updated_at.isoformat() if row else None,
+                    "next_step": nxt.step.value if nxt else None,
+                    "next_due_at": nxt.due_at.isoformat() if nxt else None,
+                }
+            )
         return {"now": runner.clock.now().isoformat(), "items": items}
 
     @router.post("/cycles/{kind}/{period}/run", summary="Run the cycle's next step now (admin)")
@@ -119,23 +123,34 @@ def build_router(
             except ValueError as e:
                 raise HTTPException(422, error_body("now", "invalid_field", str(e))) from e
             result = await runner.run_due_locked()
-        return ClockAnswer(now=result.now, transitions=result.transitions,
-                           pending=result.pending, error=result.error)
+        return ClockAnswer(
+            now=result.now,
+            transitions=result.transitions,
+            pending=result.pending,
+            error=result.error,
+        )
 
     @router.get("/feedback/{unit}", summary="A unit's quarterly feedback (JSON or CSV)")
     async def get_feedback(
-        unit: str, request: Request, caller: Caller, store: Store, *,
+        unit: str,
+        request: Request,
+        caller: Caller,
+        store: Store,
+        *,
         quarter: Annotated[str, Query(examples=["2026-Q3"])],
         format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
     ) -> Response:
         q = _period(quarter, "quarter", PeriodKind.QUARTER)
         stored = await store.feedback(unit, str(q))
         if stored is None:
-            raise HTTPException(404, error_body("id", "not_found",
-                                                f"no feedback for {unit} in {q} (not issued yet?)"))
+            raise HTTPException(
+                404,
+                error_body("id", "not_found", f"no feedback for {unit} in {q} (not issued yet?)"),
+            )
         if caller.unit is not None and caller.unit not in stored.path:
-            raise HTTPException(403, error_body("id", "out_of_scope",
-                                                f"{unit} is outside the token's subtree"))
+            raise HTTPException(
+                403, error_body("id", "out_of_scope", f"{unit} is outside the token's subtree")
+            )
         wants_csv = format == "csv" or (
             format is None and "text/csv" in request.headers.get("accept", "")
         )

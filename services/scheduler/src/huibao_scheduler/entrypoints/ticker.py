@@ -21,8 +21,12 @@ async def run_ticker(runner: CycleRunner, interval: float, stop: asyncio.Event) 
         try:
             result = await runner.run_due()
             if result.transitions:
-                log.info("tick", now=result.now.isoformat(), transitions=len(result.transitions),
-                         pending=result.pending)
+                log.info(
+                    "tick",
+                    now=result.now.isoformat(),
+                    transitions=len(result.transitions),
+                    pending=result.pending,
+                )
         except HuibaoError as e:
             log.warning("tick_failed", error=str(e))
         try:
