@@ -127,8 +127,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"\nThe demo failed: {e}", file=sys.stderr)
             return 1
         print(
-            f"\nThe dashboard for city staff: {stack.urls['rollup']}/ui/ — run `make up`,"
-            f" then open http://127.0.0.1:8002/ui/ and sign in with {stack.admin_token}"
+            "\nCity staff see this in the dashboard the rollup serves at /ui/: run `make up`,"
+            f" open http://127.0.0.1:8002/ui/ and sign in with the token {stack.admin_token}"
         )
         return 0
 
