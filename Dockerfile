@@ -40,6 +40,7 @@ COPY services/reporting/pyproject.toml services/reporting/pyproject.toml
 COPY services/rollup/pyproject.toml services/rollup/pyproject.toml
 COPY services/scheduler/pyproject.toml services/scheduler/pyproject.toml
 COPY stack/pyproject.toml stack/pyproject.toml
+COPY dashboard/pyproject.toml dashboard/pyproject.toml
 RUN uv sync --frozen --no-dev --all-packages --no-install-workspace
 
 # 2) The workspace packages themselves, installed as regular (non-editable)
@@ -48,6 +49,7 @@ COPY contracts/ contracts/
 COPY libs/ libs/
 COPY services/ services/
 COPY stack/ stack/
+COPY dashboard/ dashboard/
 RUN uv sync --frozen --no-dev --all-packages --no-editable \
  && /app/.venv/bin/python -c "import huibao_reporting, huibao_rollup, huibao_scheduler"
 

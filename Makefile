@@ -9,7 +9,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.synced
 PYTEST_ARGS ?=
 
-.PHONY: help demo up test test-fast lint fmt fault bench schemas clean
+.PHONY: help demo up test test-fast lint fmt fuzz fault bench schemas clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: $(STAMP) ## The whole test suite: unit, service and end-to-end tiers on th
 
 test-fast: $(STAMP) ## Unit tests only (no broker, no database)
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## A longer, random fuzz pass over POST /v1/events (the suite runs a fixed short one)
+	HUIBAO_FUZZ_RANDOM=1 HUIBAO_FUZZ_EXAMPLES=$${EXAMPLES:-2000} $(VENV)/bin/python -m pytest tests/service/test_reporting_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .

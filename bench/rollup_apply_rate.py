@@ -34,23 +34,50 @@ def tree(prefix: str) -> list[dict[str, object]]:
         for t in range(20):
             tid = f"{cid}.t{t}"
             units.append({"id": tid, "name": "镇", "level": "township", "parent": cid})
-            units += [{"id": f"{tid}.b{b}", "name": "支部", "level": "branch", "parent": tid,
-                       "members": 25} for b in range(50)]
+            units += [
+                {
+                    "id": f"{tid}.b{b}",
+                    "name": "支部",
+                    "level": "branch",
+                    "parent": tid,
+                    "members": 25,
+                }
+                for b in range(50)
+            ]
     return units
 
 
 def event(n: int, branch: str) -> bytes:
     if n % 2:
-        data = {"activity_id": f"pd-{n}", "date": f"2026-{1 + n % 12:02d}-26",
-                "members": 25, "attendees": 20}
+        data = {
+            "activity_id": f"pd-{n}",
+            "date": f"2026-{1 + n % 12:02d}-26",
+            "members": 25,
+            "attendees": 20,
+        }
         type_ = "huibao.party_day.held.v1"
     else:
-        data = {"activity_id": f"ls-{n}", "date": "2026-06-10", "speaker_role": "expert",
-                "topic": "t", "audience": 30, "duration_minutes": 45}
+        data = {
+            "activity_id": f"ls-{n}",
+            "date": "2026-06-10",
+            "speaker_role": "expert",
+            "topic": "t",
+            "audience": 30,
+            "duration_minutes": 45,
+        }
         type_ = "huibao.lesson.delivered.v1"
-    return orjson.dumps({"specversion": "1.0", "id": f"e{n}", "source": "/bench", "type": type_,
-                         "subject": branch, "time": "2026-06-27T10:00:00+08:00",
-                         "huibaoreceived": "2026-06-27T10:00:01+08:00", "data": data})
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"e{n}",
+            "source": "/bench",
+            "type": type_,
+            "subject": branch,
+            "time": "2026-06-27T10:00:00+08:00",
+            "huibaoreceived": "2026-06-27T10:00:01+08:00",
+            "data": data,
+        }
+    )
 
 
 async def main(events: int, database: str, bootstrap: str, batch: int) -> None:
@@ -66,34 +93,55 @@ async def main(events: int, database: str, bootstrap: str, batch: int) -> None:
     await admin.close()
     units = tree(f"bn{tag}")
     branches = [str(u["id"]) for u in units if u["level"] == "branch"]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False,
-                                linger_ms=20, max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20, max_batch_size=1 << 20
+    )
     await producer.start()
     for i, u in enumerate(units):
         parents = {}
-        change = {"seq": i + 1, "kind": "upsert", "effective": None, "unit": u,
-                  "path": [u["id"]], **parents}
+        change = {
+            "seq": i + 1,
+            "kind": "upsert",
+            "effective": None,
+            "unit": u,
+            "path": [u["id"]],
+            **parents,
+        }
         await producer.send(orgunits, orjson.dumps(change), key=str(u["id"]).encode())
     started = time.perf_counter()
-    futures = [await producer.send(accepted, event(n, branches[n % len(branches)]),
-                                   key=branches[n % len(branches)].encode())
-               for n in range(events)]
+    futures = [
+        await producer.send(
+            accepted,
+            event(n, branches[n % len(branches)]),
+            key=branches[n % len(branches)].encode(),
+        )
+        for n in range(events)
+    ]
     await asyncio.gather(*futures)
     await producer.stop()
     print(f"published {events} events in {time.perf_counter() - started:.1f}s")
-    settings = RollupSettings(DATABASE_URL=database, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-                              accepted_topic=accepted, orgunit_topic=orgunits,
-                              consumer_group=f"bench-{tag}", batch_max_records=batch,
-                              log_level="warning")
+    settings = RollupSettings(
+        DATABASE_URL=database,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        accepted_topic=accepted,
+        orgunit_topic=orgunits,
+        consumer_group=f"bench-{tag}",
+        batch_max_records=batch,
+        log_level="warning",
+    )
     app = build_app(settings)
     pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
     started = time.perf_counter()
     async with app.router.lifespan_context(app):
         while True:
-            done = await pool.fetchval(
-                'SELECT coalesce(sum("offset" + 1), 0) FROM rollup.offsets WHERE topic = $1',
-                accepted) if await pool.fetchval(
-                "SELECT to_regclass('rollup.offsets') IS NOT NULL") else 0
+            done = (
+                await pool.fetchval(
+                    'SELECT coalesce(sum("offset" + 1), 0) FROM rollup.offsets WHERE topic = $1',
+                    accepted,
+                )
+                if await pool.fetchval("SELECT to_regclass('rollup.offsets') IS NOT NULL")
+                else 0
+            )
             if done >= events:
                 break
             await asyncio.sleep(0.1)
@@ -101,8 +149,10 @@ async def main(events: int, database: str, bootstrap: str, batch: int) -> None:
     facts = await pool.fetchval("SELECT count(*) FROM rollup.facts")
     rows = await pool.fetchval("SELECT count(*) FROM rollup.agg")
     await pool.close()
-    print(f"applied {events} events ({facts} facts, {rows} aggregate rows) in {elapsed:.1f}s"
-          f" = {events / elapsed:,.0f} events/s (batch {batch})")
+    print(
+        f"applied {events} events ({facts} facts, {rows} aggregate rows) in {elapsed:.1f}s"
+        f" = {events / elapsed:,.0f} events/s (batch {batch})"
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from huibao_reporting.settings import ReportingSettings
 from huibao_stack.infra import Infrastructure
 
 ADMIN = "reporting-test-admin"
+PREFIX = "reporting-test."
+"""Topic prefix of the in-process apps, so the session stack's services never see their records."""
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TopicTap:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            *self.topics,
+            *(PREFIX + t for t in self.topics),
             bootstrap_servers=self.bootstrap,
             group_id=None,
             auto_offset_reset="earliest",
@@ -66,7 +68,7 @@ class TopicTap:
     def matching(
         self, topic: str, pred: Callable[[ConsumerRecord[bytes, bytes]], bool]
     ) -> list[ConsumerRecord[bytes, bytes]]:
-        return [r for r in list(self.records) if r.topic == topic and pred(r)]
+        return [r for r in list(self.records) if r.topic == PREFIX + topic and pred(r)]
 
     async def wait_for(
         self,
@@ -115,7 +117,7 @@ class ReportingService:
         try:
             for key, value, headers in records:
                 await producer.send_and_wait(
-                    "huibao.activity.submitted", value=value, key=key, headers=headers
+                    PREFIX + "huibao.activity.submitted", value=value, key=key, headers=headers
                 )
         finally:
             await producer.stop()
@@ -129,6 +131,7 @@ def reporting_settings(
         KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
         admin_token=ADMIN,
         kafka_group_id=f"huibao-reporting-test-{uuid.uuid4().hex[:8]}",
+        topic_prefix=PREFIX,
         **overrides,
     )
 

@@ -192,6 +192,8 @@ async def serve_stub(stub: RollupStub) -> AsyncIterator[str]:
 # --- the scheduler app in-process -------------------------------------------------------------
 
 ADMIN = "sched-test-admin"
+PREFIX = "scheduler-test."
+"""Topic prefix of the in-process apps, so the session stack's scheduler never mixes in."""
 
 
 def settings_for(infra: Any, database_url: str, rollup_url: str, **more: Any) -> Any:
@@ -205,6 +207,7 @@ def settings_for(infra: Any, database_url: str, rollup_url: str, **more: Any) ->
         rollup_url=rollup_url,
         clock="manual",
         tick_seconds=0.2,
+        topic_prefix=PREFIX,
         **more,
     )
 
@@ -232,6 +235,7 @@ async def end_offsets(servers: str, topic: str) -> dict[Any, int]:
     """Current end offset of every partition of `topic`."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    topic = PREFIX + topic
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -199,3 +199,20 @@ def test_kafka_records_in_both_modes() -> None:
     big = submission_from_record(None, b"1" * 100, [], 50)
     assert big.error is not None
     assert big.error.reason is Reason.TOO_LARGE
+
+
+def test_a_nul_character_anywhere_is_refused_with_its_path() -> None:
+    from huibao_reporting.domain.events import parse_event
+
+    body = {
+        "specversion": "1.0",
+        "id": "n1",
+        "source": "/s",
+        "type": "huibao.lesson.delivered.v1",
+        "subject": "b1",
+        "data": {"activity_id": "a", "date": "2026-07-01", "topic": "x\x00y", "audience": 1},
+    }
+    errors = parse_event(body)
+    assert isinstance(errors, list)
+    assert [(e.field, e.reason.value) for e in errors] == [("data.topic", "invalid_field")]
+    assert "U+0000" in errors[0].message

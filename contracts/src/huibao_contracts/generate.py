@@ -1,8 +1,11 @@
-"""Generate the committed JSON Schema documents: `python -m huibao_contracts.generate`.
+"""Generate the committed contract documents: `python -m huibao_contracts.generate`.
 
-One schema per activity type (the CloudEvent envelope with its typed `data`), plus the
-org-unit, org-unit change, cycle transition, notification and field-error models. A test
-regenerates them in memory and fails when the committed files drift from the code.
+- `contracts/schemas/`: one JSON Schema per activity type (the CloudEvent envelope with its
+  typed `data`), plus the org-unit, org-unit change, cycle transition, notification and
+  field-error models;
+- `contracts/asyncapi/`: the AsyncAPI 3.0 document of each service (`huibao_contracts.asyncapi`).
+
+Tests regenerate both in memory and fail when the committed files drift from the code.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from huibao_contracts import asyncapi
 from huibao_contracts.activities import ACTIVITY_TYPES
 from huibao_contracts.cycles import CycleTransition, Notification
 from huibao_contracts.envelope import CloudEvent
@@ -21,6 +25,7 @@ from huibao_contracts.orgunits import OrgUnit, OrgUnitChange
 from huibao_contracts.rejects import FieldError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+ASYNCAPI_DIR = Path(__file__).resolve().parents[2] / "asyncapi"
 BASE_URI = "https://huibao.example.org/schemas/"
 
 
@@ -52,13 +57,14 @@ def _model_schema(name: str, model: type[BaseModel]) -> dict[str, Any]:
 def documents() -> dict[str, dict[str, Any]]:
     """File name → schema document, for every committed schema."""
     docs = {f"{t}.json": _activity_schema(t, m) for t, m in ACTIVITY_TYPES.items()}
-    for name, model in {
+    models: dict[str, type[BaseModel]] = {
         "orgunit": OrgUnit,
         "orgunit.change": OrgUnitChange,
         "cycle.transition": CycleTransition,
         "notification": Notification,
         "field-error": FieldError,
-    }.items():
+    }
+    for name, model in models.items():
         docs[f"{name}.json"] = _model_schema(name, model)
     return docs
 
@@ -68,16 +74,25 @@ def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def main() -> int:
-    """Write every document under contracts/schemas/."""
-    SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
-    wanted = documents()
-    for stale in SCHEMA_DIR.glob("*.json"):
+def asyncapi_documents() -> dict[str, dict[str, Any]]:
+    """File name → AsyncAPI document, one per service."""
+    return asyncapi.documents()
+
+
+def _write(directory: Path, wanted: dict[str, dict[str, Any]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.json"):
         if stale.name not in wanted:
             stale.unlink()
     for name, doc in wanted.items():
-        (SCHEMA_DIR / name).write_text(render(doc), encoding="utf-8")
-    sys.stdout.write(f"wrote {len(wanted)} schemas to {SCHEMA_DIR}\n")
+        (directory / name).write_text(render(doc), encoding="utf-8")
+    sys.stdout.write(f"wrote {len(wanted)} documents to {directory}\n")
+
+
+def main() -> int:
+    """Write every document under contracts/schemas/ and contracts/asyncapi/."""
+    _write(SCHEMA_DIR, documents())
+    _write(ASYNCAPI_DIR, asyncapi_documents())
     return 0
 
 

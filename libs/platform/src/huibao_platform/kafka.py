@@ -50,7 +50,7 @@ def new_producer(settings: CommonSettings, **extra: Any) -> AIOKafkaProducer:
 
 async def ensure_topics(settings: CommonSettings, partitions: dict[str, int] | None = None) -> None:
     """Create every Huibao topic that does not exist yet (idempotent)."""
-    wanted = partitions or topics.PARTITIONS
+    wanted = {settings.topic(t): n for t, n in (partitions or topics.PARTITIONS).items()}
     admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()

@@ -1,5 +1,6 @@
 """The transactional outbox: rows written in the caller's transaction, relayed to Kafka.
 
+Rows name contract topics; the relay adds the deployment's topic prefix when it publishes.
 `enqueue` runs inside the same PostgreSQL transaction as the state change, so "stored"
 and "will be published" are one fact. One relay per schema is active at a time (a
 PostgreSQL advisory lock elects it); it publishes rows in sequence order and deletes them
@@ -57,8 +58,15 @@ async def enqueue(
         "outbox",
         schema_name=schema,
         columns=["topic", "key", "value", "headers"],
-        records=[(r.topic, r.key, r.value, [list(h) for h in r.headers]) for r in records],
+        records=[
+            (r.topic, r.key, r.value, [[k, _storable(v)] for k, v in r.headers]) for r in records
+        ],
     )
+
+
+def _storable(text: str) -> str:
+    """Header text as jsonb can hold it: U+0000 (which jsonb refuses) becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 class OutboxRelay:
@@ -72,12 +80,14 @@ class OutboxRelay:
         *,
         batch: int = 2000,
         idle_sleep: float = 0.05,
+        topic_prefix: str = "",
     ) -> None:
         self._pool = pool
         self._producer = producer
         self._schema = schema
         self._batch = batch
         self._idle_sleep = idle_sleep
+        self._prefix = topic_prefix
         self._wake = asyncio.Event()
         self._lock_id = zlib.crc32(f"huibao-relay-{schema}".encode())
         self.is_leader = False
@@ -149,7 +159,7 @@ class OutboxRelay:
             headers = [(k, v.encode()) for k, v in r["headers"]]
             futures.append(
                 await self._producer.send(
-                    r["topic"], value=r["value"], key=r["key"], headers=headers
+                    self._prefix + r["topic"], value=r["value"], key=r["key"], headers=headers
                 )
             )
         async with asyncio.timeout(30):

@@ -35,6 +35,12 @@ class CommonSettings(BaseSettings):
     kafka_sasl_password: str | None = Field(default=None, validation_alias="KAFKA_SASL_PASSWORD")
     kafka_ssl_cafile: str | None = Field(default=None, validation_alias="KAFKA_SSL_CAFILE")
 
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,100}$",
+        description="Prefix of every Kafka topic name (HUIBAO_TOPIC_PREFIX), e.g. `staging.`,"
+        " to share one Kafka cluster between environments.",
+    )
     admin_token: str = Field(
         default="huibao-dev-admin",
         description="Bearer token bound to the root of the tree (HUIBAO_ADMIN_TOKEN).",
@@ -52,6 +58,10 @@ class CommonSettings(BaseSettings):
     overdue_reminder_day: int = Field(default=28, ge=1, le=31)
     close_after_days: int = Field(default=7, ge=0, le=60)
     feedback_after_days: int = Field(default=10, ge=1, le=60)
+
+    def topic(self, name: str) -> str:
+        """The real name of a contract topic in this deployment (the prefix applied)."""
+        return f"{self.topic_prefix}{name}"
 
     @property
     def calendar(self) -> CalendarRules:

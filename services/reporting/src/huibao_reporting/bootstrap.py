@@ -91,7 +91,11 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
             delay = min(delay * 2, 5.0)
             continue
         rt.relay = OutboxRelay(
-            rt.need(rt.pool), producer, schema.SCHEMA, batch=settings.relay_batch
+            rt.need(rt.pool),
+            producer,
+            schema.SCHEMA,
+            batch=settings.relay_batch,
+            topic_prefix=settings.topic_prefix,
         )
         relay_task = asyncio.create_task(rt.relay.run(stop), name="outbox-relay")
         rt.kafka_ready.set()

@@ -69,8 +69,8 @@ class RollupService:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        feed = TreeFeed(settings, self.rollup.apply_changes, settings.orgunit_topic)
-        source = EventSource(settings, self.repo, settings.accepted_topic)
+        feed = TreeFeed(settings, self.rollup.apply_changes, settings.topic(settings.orgunit_topic))
+        source = EventSource(settings, self.repo, settings.topic(settings.accepted_topic))
         tree_task: asyncio.Task[None] | None = None
         try:
             if not await _started(feed.start, "orgunit_feed", stop):

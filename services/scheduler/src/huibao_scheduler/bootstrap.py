@@ -100,7 +100,7 @@ def build_app(
         await kafka.ensure_topics(settings)
         producer = kafka.new_producer(settings)
         await producer.start()
-        relay = OutboxRelay(pool, producer, SCHEMA)
+        relay = OutboxRelay(pool, producer, SCHEMA, topic_prefix=settings.topic_prefix)
         rollup = RollupClient(
             settings.rollup_url,
             settings.admin_token,

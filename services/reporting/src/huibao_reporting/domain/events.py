@@ -92,6 +92,28 @@ def field_errors(
     return out
 
 
+def nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first text (key or value) holding U+0000, if any.
+
+    JSON allows `\\u0000` but no text column or jsonb value in PostgreSQL can hold it, and no
+    report needs it: such events are refused by name instead of failing at storage.
+    """
+    if isinstance(value, str):
+        return (path or "event") if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else str(k)
+            if "\x00" in str(k):
+                return here
+            if (found := nul_path(v, here)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if (found := nul_path(v, f"{path}.{i}" if path else str(i))) is not None:
+                return found
+    return None
+
+
 def parse_event(body: Any) -> ParsedEvent | list[FieldError]:
     """Validate the envelope, the type and the payload of one event."""
     if not isinstance(body, dict):
@@ -100,6 +122,14 @@ def parse_event(body: Any) -> ParsedEvent | list[FieldError]:
                 field="event",
                 reason=Reason.INVALID_ENVELOPE,
                 message="an event must be a JSON object",
+            )
+        ]
+    if (where := nul_path(body)) is not None:
+        return [
+            FieldError(
+                field=where,
+                reason=Reason.INVALID_FIELD,
+                message="text must not contain the NUL character (U+0000)",
             )
         ]
     try:

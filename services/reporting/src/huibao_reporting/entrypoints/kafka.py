@@ -131,7 +131,7 @@ def build_broker(settings: ReportingSettings, intake: Callable[[], Intake]) -> K
     handler = KafkaIntake(intake, settings.max_event_bytes)
 
     @broker.subscriber(
-        topics.ACTIVITY_SUBMITTED,
+        settings.topic(topics.ACTIVITY_SUBMITTED),
         batch=True,
         group_id=settings.kafka_group_id,
         ack_policy=AckPolicy.MANUAL,
