@@ -243,11 +243,6 @@ async def test_http_binary_mode_is_refused_with_a_clear_error(stack: Any) -> Non
     assert {"specversion", "id", "source", "type", "subject"} <= fields
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reporting refuses CloudEvents extension attributes in structured mode "
-    "(CloudEvent envelope is extra='forbid'); the SDKs put `partitionkey` there",
-)
 async def test_structured_event_with_an_extension_attribute_is_accepted(stack: Any) -> None:
     """The SDKs' way to set the Kafka key is the `partitionkey` extension attribute; in
     structured mode it travels inside the JSON event. CloudEvents consumers are expected to

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from huibao_contracts.orgunits import OrgUnitId
+
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+"""CloudEvents 1.0: extension attribute names are lower-case letters and digits, at most 20."""
+MAX_EXTENSIONS = 20
+
+ExtensionValue = str | int | bool
+"""CloudEvents attribute types as they appear in JSON: String, Integer, Boolean (and the
+string-encoded URI, URI-reference, Binary and Timestamp)."""
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -19,9 +28,13 @@ class CloudEvent(BaseModel):
     `source` + `id` identify a message: a repeat of the pair is a duplicate. `subject` is the
     org unit the activity belongs to. `time` is when the source platform recorded the
     activity; it decides whether a Party Day report is on time (receipt time if absent).
+    Extension attributes (such as the SDKs' `partitionkey`) are accepted and passed on when
+    their names follow CloudEvents (`[a-z0-9]{1,20}`) and their values are strings, integers
+    or booleans; they never change Huibao's behaviour.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
 
     specversion: Literal["1.0"] = Field(description="CloudEvents version.", examples=["1.0"])
     id: str = Field(
@@ -56,6 +69,21 @@ class CloudEvent(BaseModel):
     )
     tracestate: str | None = Field(default=None, max_length=512)
     data: dict[str, Any] = Field(description="The payload of `type`.")
+
+    @model_validator(mode="after")
+    def _extension_names(self) -> CloudEvent:
+        extra = self.__pydantic_extra__ or {}
+        if len(extra) > MAX_EXTENSIONS:
+            raise ValueError(f"at most {MAX_EXTENSIONS} extension attributes are accepted")
+        for name, value in extra.items():
+            if not EXTENSION_NAME.match(name):
+                raise ValueError(
+                    f"{name!r} is not an attribute of the envelope; extension attribute names"
+                    " are 1-20 lower-case letters or digits"
+                )
+            if isinstance(value, str) and len(value) > 1000:
+                raise ValueError(f"extension attribute {name!r} is longer than 1000 characters")
+        return self
 
 
 class AcceptedExtensions(BaseModel):
