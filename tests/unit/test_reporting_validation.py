@@ -216,3 +216,20 @@ def test_a_nul_character_anywhere_is_refused_with_its_path() -> None:
     assert isinstance(errors, list)
     assert [(e.field, e.reason.value) for e in errors] == [("data.topic", "invalid_field")]
     assert "U+0000" in errors[0].message
+
+
+def test_a_number_beyond_a_double_spoils_only_its_own_event() -> None:
+    import pytest
+
+    from huibao_reporting.domain.events import decode_json, parse_event
+
+    events = decode_json(
+        b'[{"specversion":"1.0","id":"i","source":"/s","type":"huibao.training.held.v1",'
+        b'"subject":"b1","data":{"activity_id":"a","date":"2026-07-01",'
+        b'"target_group":"ordinary","participants":3,"hours":1e400}}, 2]'
+    )
+    errors = parse_event(events[0])
+    assert isinstance(errors, list)
+    assert [e.field for e in errors] == ["data.hours"]
+    with pytest.raises(ValueError):  # NaN is not JSON
+        decode_json(b"[NaN]")

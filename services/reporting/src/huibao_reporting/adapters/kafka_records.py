@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from huibao_contracts.rejects import FieldError, Reason
-from huibao_reporting.domain.events import Submission
+from huibao_reporting.domain.events import Submission, decode_json
 
 CE_ATTRIBUTES = (
     "specversion",
@@ -55,8 +53,8 @@ def submission_from_record(
             Reason.TOO_LARGE, f"the record is {len(raw)} bytes; the limit is {max_event_bytes}"
         )
     try:
-        decoded: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
+        decoded: Any = decode_json(raw)
+    except ValueError as e:
         return failed(Reason.NOT_JSON, f"the value is not JSON: {e}")
     if "ce_specversion" not in by_name:
         return Submission(decoded, raw, key, hdrs)

@@ -7,10 +7,12 @@ Every failure becomes a `FieldError` whose `field` is the dotted path from the e
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -90,6 +92,24 @@ def field_errors(
             loc = (first,)
         out.append(FieldError(field=_path(prefix, loc), reason=reason, message=message))
     return out
+
+
+def decode_json(raw: bytes) -> Any:
+    """Decode JSON text; raise ValueError when it is not JSON.
+
+    A number beyond a double's range (`1e400`) is valid JSON: it decodes to infinity, so that
+    only the event holding it is refused, by field, instead of the whole body.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        if "infinity" not in str(e):
+            raise
+        return json.loads(raw, parse_constant=_not_json_constant)
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def nul_path(value: Any, path: str = "") -> str | None:

@@ -6,10 +6,10 @@ import csv
 import io
 from typing import Any
 
-import orjson
 from fastapi import HTTPException, Request
 
 from huibao_platform.http import error_body
+from huibao_reporting.domain.events import decode_json
 
 
 def media_type(request: Request) -> str:
@@ -55,8 +55,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(raw: bytes) -> Any:
     """The decoded JSON body, or 400 `not_json`."""
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
+        return decode_json(raw)
+    except ValueError as e:
         raise HTTPException(
             400, error_body("body", "not_json", f"the body is not JSON: {e}")
         ) from e
