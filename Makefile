@@ -53,6 +53,7 @@ fmt: $(STAMP) ## Format the code
 
 schemas: $(STAMP) ## Regenerate the committed JSON Schema, AsyncAPI and OpenAPI documents
 	$(VENV)/bin/python -m huibao_contracts.generate
+	$(VENV)/bin/python -m huibao_stack.openapi
 
 clean: ## Remove the environment and local data
 	rm -rf $(VENV) $(TOOLS) .huibao .pytest_cache .mypy_cache .ruff_cache
