@@ -51,6 +51,9 @@ fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+bench: $(STAMP) ## Benchmark the pipeline on the embedded stack (BENCH_EVENTS, BENCH_SCALE, ...; see docs/scaling.md)
+	$(VENV)/bin/python -m bench.run
+
 schemas: $(STAMP) ## Regenerate the committed JSON Schema, AsyncAPI and OpenAPI documents
 	$(VENV)/bin/python -m huibao_contracts.generate
 	$(VENV)/bin/python -m huibao_stack.openapi
