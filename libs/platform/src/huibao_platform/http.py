@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huibao_platform import metrics
 from huibao_platform.auth import Principal, TokenStore
@@ -44,7 +47,9 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
 
     @app.get("/health/ready", tags=["health"], summary="PostgreSQL and Kafka are reachable")
     async def ready() -> JSONResponse:
-        results = {name: await check() for name, check in ready_checks.items()}
+        names = list(ready_checks)
+        outcomes = await asyncio.gather(*(_checked(ready_checks[n]) for n in names))
+        results = dict(zip(names, outcomes, strict=True))
         ok = all(results.values())
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "service": service, "checks": results},
@@ -84,33 +89,7 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
             headers={"Retry-After": "1"},
         )
 
-    @app.middleware("http")
-    async def canonical_line(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        route = _route_template(app, request)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        if tp := request.headers.get("traceparent"):
-            structlog.contextvars.bind_contextvars(traceparent=tp)
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            elapsed = time.perf_counter() - start
-            metrics.HTTP_DURATION.labels(route, request.method, str(status)).observe(elapsed)
-            if not route.startswith(("/health", "/metrics")):
-                log.info(
-                    "http_request",
-                    method=request.method,
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
-            structlog.contextvars.unbind_contextvars("request_id", "traceparent")
+    app.add_middleware(CanonicalLogMiddleware, app_routes=app)
 
 
 def _reason_of(status: int) -> str:
@@ -124,12 +103,94 @@ def _reason_of(status: int) -> str:
     }.get(status, "bad_request")
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+READY_CHECK_TIMEOUT = 2.0
+"""Seconds one readiness check may take before it counts as failed."""
+
+
+async def _checked(check: ReadyCheck) -> bool:
+    """A readiness check's answer; False when it raises or takes too long."""
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT):
+            return await check()
+    except Exception:  # any failure of a dependency means "not ready", never a 500
+        return False
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_QUIET = ("/health", "/metrics")
+"""Routes without a canonical log line (probes and scrapes would drown the rest)."""
+
+
+class CanonicalLogMiddleware:
+    """One `http_request` log line and one duration observation per request.
+
+    A plain ASGI middleware, so the request runs in this task's context: what the route
+    binds (the token's unit, an event id, outcome counts) appears on the canonical line
+    and is forgotten after it; the route
+    template Starlette stores in `scope["route"]` while routing is read afterwards. The
+    `request_id` (X-Request-ID or a new one) and a valid W3C `traceparent` are bound for
+    every line logged while the request runs.
+    """
+
+    def __init__(self, app: ASGIApp, app_routes: FastAPI) -> None:
+        self.app = app
+        self._routes = app_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        rid = request.headers.get("x-request-id", "")
+        bound: dict[str, Any] = {"request_id": rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex}
+        tp = request.headers.get("traceparent", "").strip().lower()
+        if _TRACEPARENT.match(tp):
+            bound["traceparent"] = tp
+        outer = structlog.contextvars.get_contextvars()
+        structlog.contextvars.bind_contextvars(**bound)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = route_template(self._routes, scope)
+            method = request.method if request.method in _METHODS else "OTHER"
+            metrics.HTTP_DURATION.labels(route, method, str(status)).observe(elapsed)
+            if not route.startswith(_QUIET):
+                log.info(
+                    "http_request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+            # forget what this request bound (request_id, principal, event ids...)
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**outer)
+
+
+def route_template(app: FastAPI, scope: Scope) -> str:
+    """The path template of the route that handled `scope` (`/v1/nodes/{id}/summary`),
+    `unmatched` when none did: never the raw path, so the label set stays bounded."""
+    route = scope.get("route")
+    if route is None:  # routing never happened (an error before it): match ourselves
+        for candidate in app.router.routes:
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else "unmatched"
 
 
 _bearer = HTTPBearer(auto_error=False, description="Token bound to an org unit.")

@@ -51,6 +51,15 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
     root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping().get(level.upper(), 20)))
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
+    # Libraries that install their own text handler when imported (faststream writes coloured
+    # lines to stderr): drop it, so their records reach the JSON handler above.
+    for library in ("faststream",):
+        lib = logging.getLogger(library)
+        lib.handlers.clear()
+        lib.propagate = True
+        lib.setLevel(logging.NOTSET)
+    # Python's warnings would bypass logging and print plain text.
+    logging.captureWarnings(True)
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import orjson
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -26,6 +27,7 @@ from huibao_reporting.entrypoints.bodies import (
     require_media_type,
     too_large,
 )
+from huibao_reporting.entrypoints.log_fields import event_fields, outcome_fields
 from huibao_reporting.service_layer.intake import EventResult, Intake
 from huibao_reporting.settings import ReportingSettings
 
@@ -126,14 +128,16 @@ def events_router(
             results = await intake().submit(
                 subs, channel="http", scope=caller.unit, dry_run=dry_run
             )
+            structlog.contextvars.bind_contextvars(**outcome_fields(results))
             return JSONResponse(_summary(results), status_code=200)
         if len(raw) > settings.max_event_bytes:
             raise too_large(
                 "body", f"the event is {len(raw)} bytes; the limit is {settings.max_event_bytes}"
             )
-        results = await intake().submit(
-            [Submission(body, raw)], channel="http", scope=caller.unit, dry_run=dry_run
-        )
+        sub = Submission(body, raw)
+        structlog.contextvars.bind_contextvars(**event_fields(sub))
+        results = await intake().submit([sub], channel="http", scope=caller.unit, dry_run=dry_run)
+        structlog.contextvars.bind_contextvars(**outcome_fields(results))
         answer = _summary(results)
         if results[0].errors:
             answer["errors"] = answer["results"][0]["errors"]

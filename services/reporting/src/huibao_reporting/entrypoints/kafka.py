@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
@@ -27,6 +30,7 @@ from huibao_platform.errors import StorageUnavailableError
 from huibao_platform.logs import get_logger
 from huibao_reporting.adapters.kafka_records import submission_from_record
 from huibao_reporting.domain.events import Submission
+from huibao_reporting.entrypoints.log_fields import event_fields, outcome_fields
 from huibao_reporting.service_layer.intake import Intake
 from huibao_reporting.settings import ReportingSettings
 
@@ -78,11 +82,16 @@ class KafkaIntake:
         self._backoff = 0.5
 
     async def handle(self, msg: Any) -> None:
-        """Process one batch; commit its offsets only after PostgreSQL committed."""
+        """Process one batch; commit its offsets only after PostgreSQL committed.
+
+        Logs one `kafka_batch` line per batch stored: records, partitions, outcome counts
+        and duration."""
         records: Sequence[ConsumerRecord[Any, Any]] = msg.raw_message
+        started = time.perf_counter()
         subs = [submission_from_record(r.key, r.value, r.headers, self._max) for r in records]
+        fields: dict[str, Any] = {}
         try:
-            await self._intake().submit(subs, channel=CHANNEL)
+            fields = outcome_fields(await self._intake().submit(subs, channel=CHANNEL))
         except StorageUnavailableError as e:
             log.warning("kafka_intake_storage_unavailable", error=str(e), records=len(subs))
             await asyncio.sleep(self._backoff)
@@ -94,7 +103,15 @@ class KafkaIntake:
             if not await self._one_by_one(subs):
                 await msg.nack()
                 return
+            fields = {"events": len(subs), "one_by_one": True}
         self._backoff = 0.5
+        log.info(
+            "kafka_batch",
+            records=len(records),
+            partitions=sorted({r.partition for r in records}),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            **fields,
+        )
         try:
             await msg.ack()
         except KafkaError as e:  # a rebalance: the next owner re-reads, duplicates are caught
@@ -103,30 +120,42 @@ class KafkaIntake:
     async def _one_by_one(self, subs: Sequence[Submission]) -> bool:
         intake = self._intake()
         for sub in subs:
+            with structlog.contextvars.bound_contextvars(**event_fields(sub)):
+                if not await self._one(intake, sub):
+                    return False
+        return True
+
+    async def _one(self, intake: Intake, sub: Submission) -> bool:
+        try:
+            await intake.submit([sub], channel=CHANNEL)
+        except StorageUnavailableError:
+            return False
+        except Exception as e:
+            log.exception("kafka_intake_poison_record")
+            error = FieldError(
+                field="event",
+                reason=Reason.INVALID_ENVELOPE,
+                message=f"the event could not be processed: {type(e).__name__}",
+            )
             try:
-                await intake.submit([sub], channel=CHANNEL)
+                await intake.submit([dataclasses.replace(sub, error=error)], channel=CHANNEL)
             except StorageUnavailableError:
                 return False
-            except Exception as e:
-                log.exception("kafka_intake_poison_record")
-                error = FieldError(
-                    field="event",
-                    reason=Reason.INVALID_ENVELOPE,
-                    message=f"the event could not be processed: {type(e).__name__}",
-                )
-                try:
-                    await intake.submit([dataclasses.replace(sub, error=error)], channel=CHANNEL)
-                except StorageUnavailableError:
-                    return False
-                except Exception:
-                    log.exception("kafka_intake_record_dropped", key=sub.key)
+            except Exception:
+                log.exception("kafka_intake_record_dropped", key=sub.key)
         return True
 
 
 def build_broker(settings: ReportingSettings, intake: Callable[[], Intake]) -> KafkaBroker:
     """A faststream broker with the intake subscriber on `huibao.activity.submitted`."""
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, security=_security(settings), client_id="huibao-reporting"
+        settings.kafka_bootstrap_servers,
+        security=_security(settings),
+        client_id="huibao-reporting",
+        # a plain stdlib logger: its records reach the root handler and come out as JSON
+        # (faststream's default logger writes coloured text to stdout). Per-message INFO
+        # lines stay below the root level; the `kafka_batch` line is the canonical one.
+        logger=logging.getLogger("faststream"),
     )
     handler = KafkaIntake(intake, settings.max_event_bytes)
 
