@@ -117,3 +117,23 @@ def test_build_reports_for_every_unit() -> None:
     assert root.parent is None
     assert {r.metric: (r.rank, r.of) for r in root.ranks}["party_day.on_time"] == (1, 1)
     assert [a.id for a in root.attention] == ["ta", "tb"]
+
+
+def test_fast_construction_equals_model_construct() -> None:
+    from huibao_contracts.feedback import MonthFigures
+    from huibao_scheduler.domain.feedback import _construct
+
+    values = {"period": "2026-07", "expected": 3, "held": 2, "on_time": 1, "late": 1, "missing": 1}
+    fast = _construct(MonthFigures, **values)
+    slow = MonthFigures.model_construct(**values)
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+
+
+def test_reports_are_valid_contract_models() -> None:
+    from huibao_contracts.feedback import FeedbackReport
+
+    for report in build_reports(small_tree(), Q3, ISSUED):
+        again = FeedbackReport.model_validate_json(report.model_dump_json())
+        assert again.model_dump(mode="json") == report.model_dump(mode="json")

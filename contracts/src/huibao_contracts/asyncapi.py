@@ -22,6 +22,7 @@ from huibao_contracts import topics
 from huibao_contracts.activities import ACTIVITY_TYPES, ActivityBase
 from huibao_contracts.cycles import CycleTransition, Notification
 from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE, AcceptedExtensions, CloudEvent
+from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN, OrgUnitChange
 from huibao_contracts.rejects import FieldError
 
@@ -61,63 +62,6 @@ EXAMPLE_ENVELOPE: Final[Mapping[str, Any]] = {
     "time": "2026-05-26T16:30:00+08:00",
     "datacontenttype": "application/json",
 }
-
-FEEDBACK_REPORT: Final[dict[str, Any]] = {
-    "type": "object",
-    "title": "FeedbackReport",
-    "description": "The quarterly feedback of one unit: its public metrics this quarter and "
-    "the previous one, the change, its rank among siblings, its monthly Party Day "
-    "completeness, each child's, and the children that need attention.",
-    "required": [
-        "unit",
-        "name",
-        "level",
-        "parent",
-        "quarter",
-        "previous_quarter",
-        "issued_at",
-        "metrics",
-        "previous",
-        "change",
-        "ranks",
-        "months",
-        "children",
-        "attention",
-    ],
-    "properties": {
-        "unit": {"type": "string", "pattern": ORG_UNIT_ID_PATTERN, "description": "Org unit."},
-        "name": {"type": "string", "description": "Display name of the unit."},
-        "level": {"type": "string", "description": "Level of the unit.", "examples": ["county"]},
-        "parent": {"type": ["string", "null"], "description": "Parent unit; null for the root."},
-        "quarter": {"type": "string", "examples": ["2026-Q2"], "description": "The quarter."},
-        "previous_quarter": {"type": "string", "examples": ["2026-Q1"]},
-        "issued_at": {"type": "string", "format": "date-time"},
-        "metrics": {"type": "object", "description": "Every public metric, by catalogue name."},
-        "previous": {"type": "object", "description": "The same metrics, previous quarter."},
-        "change": {"type": "object", "description": "Current minus previous, per metric."},
-        "ranks": {
-            "type": "array",
-            "items": {"type": "object"},
-            "description": "`{metric, rank, of}`: 1 = best among siblings.",
-        },
-        "months": {
-            "type": "array",
-            "items": {"type": "object"},
-            "description": "`{period, expected, held, on_time, late, missing}` by month.",
-        },
-        "children": {
-            "type": "array",
-            "items": {"type": "object"},
-            "description": "Each child's completeness by month and in total.",
-        },
-        "attention": {
-            "type": "array",
-            "items": {"type": "object"},
-            "description": "Children with a missing or late report, worst first.",
-        },
-    },
-}
-"""The scheduler's feedback report, described here until its model moves into contracts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,7 +450,7 @@ def _scheduler_channels(schemas: _Schemas) -> tuple[Channel, ...]:
             topics.FEEDBACK_ISSUED,
             "feedback/2026-Q2/cn-01",
             "cn-01",
-            schemas.add("FeedbackReport", FEEDBACK_REPORT),
+            schemas.model(FeedbackReport),
             _unit_key(schemas),
             {
                 "unit": "cn-01",

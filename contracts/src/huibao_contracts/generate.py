@@ -1,8 +1,8 @@
 """Generate the committed contract documents: `python -m huibao_contracts.generate`.
 
 - `contracts/schemas/`: one JSON Schema per activity type (the CloudEvent envelope with its
-  typed `data`), plus the org-unit, org-unit change, cycle transition, notification and
-  field-error models;
+  typed `data`), plus the org-unit, org-unit change, cycle transition, notification,
+  feedback report and field-error models;
 - `contracts/asyncapi/`: the AsyncAPI 3.0 document of each service (`huibao_contracts.asyncapi`).
 
 Tests regenerate both in memory and fail when the committed files drift from the code.
@@ -21,6 +21,7 @@ from huibao_contracts import asyncapi
 from huibao_contracts.activities import ACTIVITY_TYPES
 from huibao_contracts.cycles import CycleTransition, Notification
 from huibao_contracts.envelope import CloudEvent
+from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.orgunits import OrgUnit, OrgUnitChange
 from huibao_contracts.rejects import FieldError
 
@@ -62,6 +63,7 @@ def documents() -> dict[str, dict[str, Any]]:
         "orgunit.change": OrgUnitChange,
         "cycle.transition": CycleTransition,
         "notification": Notification,
+        "feedback.report": FeedbackReport,
         "field-error": FieldError,
     }
     for name, model in models.items():

@@ -20,9 +20,11 @@ from huibao_platform import db, kafka
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, ManualClock, SystemClock
 from huibao_platform.http import error_body, install_common, principal_dependency
+from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.adapters.store import SCHEMA, ClaimHook, CycleStore, install_schema
+from huibao_scheduler.domain.plan import PlannedStep
 from huibao_scheduler.effects import EffectGatherer
 from huibao_scheduler.entrypoints.http import build_router
 from huibao_scheduler.entrypoints.ticker import run_ticker
@@ -46,6 +48,26 @@ class _Wired:
     tokens: TokenStore | None = None
     store: CycleStore | None = None
     runner: CycleRunner | None = None
+
+
+log = get_logger(__name__)
+
+
+def step_delay(seconds: float, replica: str) -> ClaimHook:
+    """The HUIBAO_STEP_DELAY_SECONDS hook (tests only): log, then sleep holding the claim."""
+
+    async def sleep_holding_the_claim(step: PlannedStep) -> None:
+        log.warning(
+            "step_delayed",
+            kind=step.kind,
+            period=str(step.period),
+            step=step.step,
+            replica=replica,
+            seconds=seconds,
+        )
+        await asyncio.sleep(seconds)
+
+    return sleep_holding_the_claim
 
 
 def make_clock(settings: SchedulerSettings) -> Clock:
@@ -110,7 +132,10 @@ def build_app(
             transport=seams.rollup_transport,
         )
         wired.pool, wired.tokens = pool, TokenStore(pool, settings.admin_token)
-        wired.store = CycleStore(pool, seams.replica, seams.on_claimed)
+        on_claimed = seams.on_claimed
+        if on_claimed is None and settings.step_delay_seconds > 0:
+            on_claimed = step_delay(settings.step_delay_seconds, seams.replica)
+        wired.store = CycleStore(pool, seams.replica, on_claimed)
         wired.runner = CycleRunner(
             store=wired.store,
             effects=EffectGatherer(rollup, settings.calendar),

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, Notification
+from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.periods import Period
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.domain import messages
-from huibao_scheduler.domain.feedback import FeedbackReport, build_reports
+from huibao_scheduler.domain.feedback import build_reports
 from huibao_scheduler.domain.plan import PlannedStep, Step
 from huibao_scheduler.domain.units import Unit
 

@@ -1,8 +1,13 @@
 """Runs cycle steps: every due step in calendar order, or one step on demand.
 
 One asyncio lock per process serialises the ticker, `PUT /v1/clock` and manual runs, so a
-clock move answers with exactly the transitions it caused. Across processes the store's
-transaction decides who runs a step; the loser skips it silently.
+clock move answers with exactly the transitions it caused. Across processes a lease keeps
+two replicas from working on one cycle at once, and the store's transaction decides who
+runs a step; the loser skips it silently (it runs at a later tick if the winner died).
+
+The quarterly feedback is issued in chunks before its step commits (see
+`CycleStore.issue_feedback`): each report is stored and published exactly once, and the
+transition follows the last chunk.
 """
 
 from __future__ import annotations
@@ -14,18 +19,22 @@ from dataclasses import dataclass, field
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
+from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.periods import Period
 from huibao_platform import metrics
 from huibao_platform.clock import Clock
 from huibao_platform.logs import get_logger
 from huibao_scheduler.adapters import publisher
-from huibao_scheduler.adapters.store import CycleRow, CycleStore
+from huibao_scheduler.adapters.store import CycleRow, CycleStore, IssuedFeedback
 from huibao_scheduler.domain.machine import due_across, is_skipped, next_step, transition
 from huibao_scheduler.domain.plan import PlannedStep, cycles_until, plan_for
 from huibao_scheduler.effects import EffectGatherer, Effects
 from huibao_scheduler.errors import CycleClosedError, SchedulerError, StepConflictError
 
 log = get_logger(__name__)
+
+FEEDBACK_CHUNK = 5000
+"""Reports per feedback transaction."""
 
 
 @dataclass(slots=True)
@@ -133,22 +142,26 @@ class CycleRunner:
     async def _run(self, step: PlannedStep, now: dt.datetime) -> CycleTransition | None:
         if await self._store.step_done(step):
             return None
+        async with self._store.lease(step) as held:
+            if not held:
+                log.info("step_busy", kind=step.kind, period=str(step.period), step=step.step)
+                return None
+            if await self._store.step_done(step):
+                return None
+            return await self._run_leased(step, now)
+
+    async def _run_leased(self, step: PlannedStep, now: dt.datetime) -> CycleTransition | None:
         done = transition(step, now)
         effects = Effects() if is_skipped(step, now) else await self._effects.gather(step, now)
+        issued = await self._issue(str(step.period), effects) if effects.feedback else 0
         records = [publisher.transition_record(done)]
         records += [
             publisher.notification_record(n, step.step.value, now) for n in effects.notifications
         ]
-        records += [publisher.feedback_record(r) for r, _ in effects.feedback]
         plan = plan_for(self._rules, step.kind, step.period)
         previous = plan.steps[step.seq - 1].step if step.seq else None
         committed = await self._store.commit_step(
-            step,
-            previous,
-            done,
-            records=records,
-            notifications=len(effects.notifications),
-            feedback=effects.feedback,
+            step, previous, done, records=records, notifications=len(effects.notifications)
         )
         if not committed:
             return None
@@ -164,9 +177,35 @@ class CycleRunner:
             skipped=done.skipped,
             notifications=len(effects.notifications),
             feedback=len(effects.feedback),
+            feedback_new=issued,
             due_at=step.due_at.isoformat(),
         )
         return done
+
+    async def _issue(self, quarter: str, effects: Effects) -> int:
+        """Store and enqueue every report, chunk by chunk; answers how many were new.
+
+        Encoding the next chunk overlaps with PostgreSQL writing the previous one.
+        """
+        reports = effects.feedback
+        new = 0
+        writing: asyncio.Task[int] | None = None
+        try:
+            for start in range(0, len(reports), FEEDBACK_CHUNK):
+                rows = [_issued(r, path) for r, path in reports[start : start + FEEDBACK_CHUNK]]
+                if writing is not None:
+                    new += await writing
+                writing = asyncio.create_task(self._store.issue_feedback(quarter, rows))
+                await asyncio.sleep(0)  # let the write start before encoding the next chunk
+                self._on_committed()
+            if writing is not None:
+                new += await writing
+                writing = None
+        finally:
+            if writing is not None:
+                writing.cancel()
+        self._on_committed()
+        return new
 
     async def _update_state_gauge(self) -> None:
         latest: dict[CycleKind, CycleRow] = {}
@@ -176,3 +215,16 @@ class CycleRunner:
         for kind, row in latest.items():
             for state in CycleState:
                 metrics.CYCLE_STATE.labels(kind.value, state.value).set(int(state is row.state))
+
+
+def _issued(report: FeedbackReport, path: tuple[str, ...]) -> IssuedFeedback:
+    data = publisher.feedback_json(report)
+    return IssuedFeedback(
+        unit=report.unit,
+        parent=report.parent,
+        level=report.level,
+        path=path,
+        issued_at=report.issued_at,
+        report_json=data,
+        record=publisher.feedback_record(report, data),
+    )

@@ -46,6 +46,17 @@ class SchedulerSettings(CommonSettings):
         default=8, ge=1, le=128, description="Rollup queries in flight at once."
     )
     rollup_timeout: float = Field(default=30.0, gt=0, description="Seconds per rollup request.")
+    step_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description=(
+            "For tests only (HUIBAO_STEP_DELAY_SECONDS): sleep this long inside every step's"
+            " transaction, after claiming the step and before committing, logging"
+            " `step_delayed` first, so that a test can kill the replica holding the claim."
+            " Leave at 0 in every deployment."
+        ),
+    )
 
     def start_instant(self) -> dt.datetime:
         """Where the manual clock starts: HUIBAO_CLOCK_START, or now."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
+import orjson
 
 from huibao_scheduler.domain.units import Metrics, Tree, Unit
 from huibao_scheduler.errors import RollupUnavailableError
@@ -55,7 +56,10 @@ class RollupClient:
             raise RollupUnavailableError(
                 f"rollup GET {path} answered {response.status_code}: {response.text[:300]}"
             )
-        body: dict[str, Any] = response.json()
+        try:
+            body: dict[str, Any] = orjson.loads(response.content)
+        except orjson.JSONDecodeError as e:
+            raise RollupUnavailableError(f"rollup GET {path} answered invalid JSON: {e}") from e
         return body
 
     async def roots(self) -> list[Unit]:

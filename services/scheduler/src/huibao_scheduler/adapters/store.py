@@ -2,18 +2,30 @@
 
 `commit_step` is the exactly-once point: in one transaction it locks the cycle row, checks
 the cycle is exactly at the step before, claims the step (`INSERT … ON CONFLICT DO NOTHING
-RETURNING`), advances the state, stores feedback and writes the outbox rows. Whoever commits
-first wins; a replica that dies before committing leaves the step unclaimed for the others.
+RETURNING`), advances the state and writes the outbox rows. Whoever commits first wins; a
+replica that dies before committing leaves the step unclaimed for the others.
+
+`lease` keeps replicas from gathering the same step's data side by side: a session advisory
+lock per cycle, released when the step ends or when the holder's connection dies.
+
+Feedback reports are issued before their step commits, in chunks (`issue_feedback`), each
+chunk one transaction that stores the reports not stored yet and enqueues exactly their
+records: a unit's report is stored and published once, keyed (quarter, unit), even when a
+replica dies half-way and another one resumes the round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+import datetime as dt
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
+import orjson
 
 from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
 from huibao_contracts.periods import Period
@@ -21,7 +33,6 @@ from huibao_platform import auth, outbox
 from huibao_platform.db import run_ddl
 from huibao_platform.errors import StorageUnavailableError
 from huibao_platform.outbox import OutboxRecord
-from huibao_scheduler.domain.feedback import FeedbackReport
 from huibao_scheduler.domain.plan import PlannedStep, Step
 
 SCHEMA = "scheduler"
@@ -41,6 +52,19 @@ class CycleRow:
     state: CycleState
     last_step: Step | None
     updated_at: Any
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedFeedback:
+    """One unit's report ready to store: its JSON (as published) and its outbox record."""
+
+    unit: str
+    parent: str | None
+    level: str
+    path: tuple[str, ...]
+    issued_at: dt.datetime
+    report_json: bytes
+    record: OutboxRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +126,27 @@ class CycleStore:
         ]
         return sorted(out, key=lambda c: (c.kind, c.period))
 
+    @contextlib.asynccontextmanager
+    async def lease(self, step: PlannedStep) -> AsyncIterator[bool]:
+        """Try to become the one replica working on `step`'s cycle; yields whether it did.
+
+        A session advisory lock on a connection held for the duration: it is released at
+        the end, or by PostgreSQL when the holder dies. Exactly-once does not rest on it
+        (the claim in `commit_step` does); it saves the others a useless rollup walk.
+        """
+        key = (1 << 32) | zlib.crc32(f"huibao-scheduler-step/{step.key}".encode())
+        try:
+            async with self._pool.acquire() as conn:
+                held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+                try:
+                    yield held
+                finally:
+                    if held:
+                        with contextlib.suppress(*_DB_ERRORS):
+                            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(f"cannot lease step {step.key}: {e}") from e
+
     async def step_done(self, step: PlannedStep) -> bool:
         """True when `step` has already run (a cheap check before gathering its data)."""
         try:
@@ -123,7 +168,6 @@ class CycleStore:
         *,
         records: Sequence[OutboxRecord],
         notifications: int = 0,
-        feedback: Sequence[tuple[FeedbackReport, tuple[str, ...]]] = (),
     ) -> bool:
         """Run `step` exactly once: False when another replica ran it (nothing written)."""
         kind, period = step.kind.value, str(step.period)
@@ -168,10 +212,7 @@ class CycleStore:
                     done.state.value,
                     step.step.value,
                 )
-                raw = cast(asyncpg.Connection, conn)
-                if feedback:
-                    await _store_feedback(raw, period, feedback)
-                await outbox.enqueue(raw, SCHEMA, records)
+                await outbox.enqueue(cast(asyncpg.Connection, conn), SCHEMA, records)
                 if self._on_claimed is not None:
                     await self._on_claimed(step)
         except _DB_ERRORS as e:
@@ -179,6 +220,48 @@ class CycleStore:
                 f"cannot record step {kind}:{period}:{step.step}: {e}"
             ) from e
         return True
+
+    async def issue_feedback(self, quarter: str, rows: Sequence[IssuedFeedback]) -> int:
+        """Store and enqueue the reports of `rows` not stored yet, in one transaction.
+
+        Answers how many were new. Safe to repeat and to run after another replica's
+        partial round: the (quarter, unit) key decides, in the same transaction as the
+        outbox rows, so a report is never stored or published twice.
+        """
+        if not rows:
+            return 0
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                found = await conn.fetch(
+                    "SELECT unit FROM scheduler.feedback WHERE quarter = $1"
+                    " AND unit = ANY($2::text[])",
+                    quarter,
+                    [r.unit for r in rows],
+                )
+                stored = {r["unit"] for r in found}
+                fresh = [r for r in rows if r.unit not in stored]
+                await conn.copy_records_to_table(
+                    "feedback",
+                    schema_name=SCHEMA,
+                    columns=["quarter", "unit", "parent", "level", "path", "report", "issued_at"],
+                    records=[
+                        (
+                            quarter,
+                            r.unit,
+                            r.parent,
+                            r.level,
+                            list(r.path),
+                            orjson.Fragment(r.report_json),
+                            r.issued_at,
+                        )
+                        for r in fresh
+                    ],
+                )
+                raw = cast(asyncpg.Connection, conn)
+                await outbox.enqueue(raw, SCHEMA, [r.record for r in fresh])
+        except _DB_ERRORS as e:
+            raise StorageUnavailableError(f"cannot store the feedback of {quarter}: {e}") from e
+        return len(fresh)
 
     async def feedback(self, unit: str, quarter: str) -> StoredFeedback | None:
         """The stored feedback of `unit` for `quarter`, or None."""
@@ -191,18 +274,3 @@ class CycleStore:
         except _DB_ERRORS as e:
             raise StorageUnavailableError(f"cannot read feedback: {e}") from e
         return None if row is None else StoredFeedback(tuple(row["path"]), row["report"])
-
-
-async def _store_feedback(
-    conn: asyncpg.Connection, quarter: str, rows: Sequence[tuple[FeedbackReport, tuple[str, ...]]]
-) -> None:
-    await conn.execute("DELETE FROM scheduler.feedback WHERE quarter = $1", quarter)
-    await conn.copy_records_to_table(
-        "feedback",
-        schema_name=SCHEMA,
-        columns=["quarter", "unit", "parent", "level", "path", "report", "issued_at"],
-        records=[
-            (quarter, r.unit, r.parent, r.level, list(path), r.model_dump(mode="json"), r.issued_at)
-            for r, path in rows
-        ],
-    )

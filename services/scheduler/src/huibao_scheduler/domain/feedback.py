@@ -3,16 +3,19 @@
 For each unit: its metrics for the quarter and the previous one, the change, its rank
 among its siblings for a few headline metrics (competition ranking, ties share, 1 = best),
 its own monthly Party Day completeness, the monthly completeness of each child, and the
-children that need attention (a missing or late Party Day report in any month).
+children that need attention (a missing or late Party Day report in any month). The
+report models are contracts (`huibao_contracts.feedback`): they are published.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
+from huibao_contracts.feedback import Attention, ChildFigures, FeedbackReport, MonthFigures, Rank
 from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
 from huibao_scheduler.domain.units import Completeness, Metrics, Tree, Unit
@@ -26,68 +29,20 @@ RANKED: tuple[str, ...] = (
 """Metrics a unit is ranked by among its siblings."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_PUBLIC_KEYS = frozenset(PUBLIC)
+_M = TypeVar("_M", bound=BaseModel)
 
 
-class MonthFigures(_Frozen):
-    """Party Day completeness of one month."""
-
-    period: str
-    expected: int
-    held: int
-    on_time: int
-    late: int
-    missing: int
-
-
-class Rank(_Frozen):
-    """Where a unit stands among its siblings for one metric."""
-
-    metric: str
-    rank: int | None = Field(description="1 = best; None when the unit has no value.")
-    of: int = Field(description="Siblings ranked, the unit included.")
-
-
-class ChildFigures(_Frozen):
-    """A child's Party Day completeness, month by month and in total."""
-
-    id: str
-    name: str
-    level: str
-    months: list[MonthFigures]
-    on_time: int
-    late: int
-    missing: int
-
-
-class Attention(_Frozen):
-    """A child that needs attention and why."""
-
-    id: str
-    name: str
-    missing: int
-    late: int
-    reasons: list[str]
-
-
-class FeedbackReport(_Frozen):
-    """The quarterly feedback of one unit, as stored, served and published."""
-
-    unit: str
-    name: str
-    level: str
-    parent: str | None
-    quarter: str
-    previous_quarter: str
-    issued_at: dt.datetime
-    metrics: dict[str, float | None]
-    previous: dict[str, float | None]
-    change: dict[str, float | None]
-    ranks: list[Rank]
-    months: list[MonthFigures]
-    children: list[ChildFigures]
-    attention: list[Attention]
+def _construct(cls: type[_M], **values: Any) -> _M:
+    """`cls.model_construct(**values)` for trusted values naming every field, minus its
+    per-field bookkeeping: what it sets, set directly (about 5 times faster, and a round
+    builds some 500,000 of these). A unit test checks both give equal models."""
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", values)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
 
 
 def competition_ranks(values: dict[str, float | None]) -> dict[str, int | None]:
@@ -111,15 +66,16 @@ def change(current: Metrics, previous: Metrics) -> dict[str, float | None]:
     return out
 
 
-def month_figures(tree: Tree, unit: str, months: Sequence[Period]) -> list[MonthFigures]:
+def month_figures(tree: Tree, unit: str, months: Sequence[Period | str]) -> list[MonthFigures]:
     """A unit's Party Day completeness for each month it has figures for."""
     out = []
-    for month in months:
-        metrics = tree.figures.get((unit, str(month)))
+    for month in map(str, months):
+        metrics = tree.figures.get((unit, month))
         if metrics is not None:
-            c = Completeness.from_metrics(str(month), metrics)
+            c = Completeness.from_metrics(month, metrics)
             out.append(
-                MonthFigures.model_construct(  # trusted ints: skip re-validation
+                _construct(  # trusted ints: skip re-validation
+                    MonthFigures,
                     period=c.period,
                     expected=c.expected,
                     held=c.held,
@@ -131,10 +87,11 @@ def month_figures(tree: Tree, unit: str, months: Sequence[Period]) -> list[Month
     return out
 
 
-def child_figures(tree: Tree, child: Unit, months: Sequence[Period]) -> ChildFigures:
+def child_figures(tree: Tree, child: Unit, months: Sequence[Period | str]) -> ChildFigures:
     """A child's completeness by month and summed over the quarter."""
     rows = month_figures(tree, child.id, months)
-    return ChildFigures.model_construct(
+    return _construct(
+        ChildFigures,
         id=child.id,
         name=child.name,
         level=child.level,
@@ -153,40 +110,54 @@ def attention(children: Iterable[ChildFigures]) -> list[Attention]:
         reasons += [f"{r.period} 逾期上报 {r.late} 个" for r in c.months if r.late]
         if reasons:
             out.append(
-                Attention(id=c.id, name=c.name, missing=c.missing, late=c.late, reasons=reasons)
+                _construct(
+                    Attention, id=c.id, name=c.name, missing=c.missing, late=c.late, reasons=reasons
+                )
             )
     return sorted(out, key=lambda a: (-a.missing, -a.late, a.id))
 
 
 def _public(metrics: Metrics) -> dict[str, float | None]:
+    if isinstance(metrics, dict) and metrics.keys() == _PUBLIC_KEYS:
+        return metrics  # the rollup answers every public metric: take its dict as it is
     return {name: metrics.get(name) for name in PUBLIC}
+
+
+def sibling_ranks(tree: Tree, quarter: str) -> dict[str, list[Rank]]:
+    """Every unit's rank among its siblings (the roots rank among themselves) per metric."""
+    interned: dict[tuple[str, int | None, int], Rank] = {}  # values: share equal ranks
+    ranks: dict[str, list[Rank]] = {}
+    for group in [tree.roots, *tree.children.values()]:
+        for metric in RANKED:
+            values = {u: tree.figures.get((u, quarter), {}).get(metric) for u in group}
+            for uid, rank in competition_ranks(values).items():
+                key = (metric, rank, len(group))
+                if key not in interned:
+                    interned[key] = _construct(Rank, metric=metric, rank=rank, of=len(group))
+                ranks.setdefault(uid, []).append(interned[key])
+    return ranks
 
 
 def build_reports(tree: Tree, quarter: Period, issued_at: dt.datetime) -> list[FeedbackReport]:
     """The feedback report of every unit of `tree` for `quarter`.
 
     `tree.figures` must hold, for every unit, its metrics for the quarter, the previous
-    quarter and each month of the quarter (as `RollupClient.walk` collects them).
+    quarter and each month of the quarter (as `RollupClient.walk` collects them). The
+    figures are trusted (they come from the rollup), so the models are constructed without
+    re-validation, and a unit's figures are computed once: the same (frozen) values appear
+    in its own report and in its parent's.
     """
-    q, prev, months = str(quarter), str(quarter.previous()), quarter.months()
-    ranks: dict[str, list[Rank]] = {}
-    for group in [tree.roots, *tree.children.values()]:
-        for metric in RANKED:
-            values = {u: tree.figures.get((u, q), {}).get(metric) for u in group}
-            for uid, rank in competition_ranks(values).items():
-                ranks.setdefault(uid, []).append(
-                    Rank.model_construct(metric=metric, rank=rank, of=len(group))
-                )
+    q, prev, months = str(quarter), str(quarter.previous()), [str(m) for m in quarter.months()]
+    ranks = sibling_ranks(tree, q)
+    own = {uid: child_figures(tree, unit, months) for uid, unit in tree.units.items()}
     reports = []
     for unit in tree.units.values():
         current = tree.figures.get((unit.id, q), {})
         before = tree.figures.get((unit.id, prev), {})
-        kids = [
-            child_figures(tree, tree.units[c], months)
-            for c in sorted(tree.children.get(unit.id, []))
-        ]
+        kids = [own[c] for c in sorted(tree.children.get(unit.id, []))]
         reports.append(
-            FeedbackReport(
+            _construct(
+                FeedbackReport,
                 unit=unit.id,
                 name=unit.name,
                 level=unit.level,
@@ -198,7 +169,7 @@ def build_reports(tree: Tree, quarter: Period, issued_at: dt.datetime) -> list[F
                 previous=_public(before),
                 change=change(current, before),
                 ranks=ranks.get(unit.id, []),
-                months=month_figures(tree, unit.id, months),
+                months=own[unit.id].months,
                 children=kids,
                 attention=attention(kids),
             )
