@@ -98,10 +98,8 @@ GAUGES = frozenset(
         "huibao_consumer_lag",
         "huibao_cycle_state",
         "huibao_cycle_overdue_steps",
-        # Requested addition to the metric catalogue (libs/platform metrics): branches
-        # of the current cycle at the root of the tree, by state
-        # (expected|held|on_time|late|missing). No org-unit label. Used by the
-        # Party Day completeness panels of the dashboard.
+        # Branches of the month's Party Day cycle summed over roots, by state
+        # (expected|held|on_time|late|missing), set by the scheduler. No org-unit label.
         "huibao_cycle_branches",
         "up",
     }
@@ -113,7 +111,7 @@ HISTOGRAMS = frozenset(
         "huibao_http_request_duration_seconds",
     }
 )
-PENDING_METRICS = frozenset({"huibao_cycle_branches"})
+PENDING_METRICS: frozenset[str] = frozenset()
 
 
 def _catalogue() -> frozenset[str]:

@@ -1,5 +1,8 @@
 """What each step needs from the rollup and what it sends: gathered before the transaction.
 
+The not-yet-reported reminder and the escalation also set `huibao_cycle_branches` (the
+month's completeness summed over roots) for the dashboards.
+
 Steps without notifications (opened, deadline_passed, the feedback cycle's closed) need no
 data. A skipped step gathers nothing. Any rollup failure propagates, and the step is retried.
 """
@@ -14,6 +17,7 @@ from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, Notification
 from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.periods import Period
+from huibao_platform import metrics
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.domain import messages
 from huibao_scheduler.domain.feedback import build_reports
@@ -63,6 +67,9 @@ class EffectGatherer:
         answers = await asyncio.gather(
             *(self._rollup.completeness(r.id, str(month)) for r in roots)
         )
+        for state in ("expected", "held", "on_time", "late", "missing"):
+            total = sum(int(figures.get(state, 0)) for figures, _ in answers)
+            metrics.CYCLE_BRANCHES.labels(CycleKind.PARTY_DAY.value, state).set(total)
         return [u for _, missing in answers for u in missing]
 
     async def _dispatch(self, month: Period) -> Effects:
