@@ -2,8 +2,9 @@
 
 A batch is one PostgreSQL transaction: the position rows of its partitions are locked and
 checked first (a replica overtaken by a rebalance writes nothing), then the stored facts of
-its activities are locked, the events folded in memory, and the changed aggregate cells,
-facts and positions written together. Kafka hears about it only after the commit.
+its activities are locked, the events folded in memory, and the changed aggregate rows
+(one per node, month and shard), facts and positions written together. Kafka hears about
+it only after the commit.
 
 A tree change that moves a unit re-attributes, in one transaction, the facts counted
 through that unit and dated on or after the change's effective date.
@@ -16,6 +17,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import OrgUnitChange
@@ -30,6 +32,46 @@ log = get_logger(__name__)
 
 REATTRIBUTION_SHARD = -1
 """Shard of the aggregate rows written when the tree moves facts between ancestors."""
+
+
+class _Clock:
+    """Seconds spent in each step of a batch."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = now - self._last
+        self._last = now
+
+
+@dataclass
+class ApplyStats:
+    """What the batches applied so far added up to (for benchmarks and the log)."""
+
+    batches: int = 0
+    records: int = 0
+    facts: int = 0
+    rows: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    first_records: int = 0
+    """Records of the first batch, which `first_done` (perf_counter) finished."""
+    first_done: float = 0.0
+    last_done: float = 0.0
+
+    def add(self, records: int, facts: int, rows: int, laps: dict[str, float]) -> None:
+        """Count one committed batch."""
+        self.last_done = time.perf_counter()
+        if not self.batches:
+            self.first_records, self.first_done = records, self.last_done
+        self.batches += 1
+        self.records += records
+        self.facts += facts
+        self.rows += rows
+        for step, seconds in laps.items():
+            self.seconds[step] = self.seconds.get(step, 0.0) + seconds
 
 
 class FencedError(Exception):
@@ -50,6 +92,7 @@ class Rollup:
         self.tree_lock = asyncio.Lock()
         """Serialises tree changes with batches, so a batch sees one tree throughout."""
         self._pending: list[tuple[str, dt.date]] = []
+        self.stats = ApplyStats()
 
     async def load_tree(self) -> None:
         """Load the stored tree into memory."""
@@ -97,23 +140,35 @@ class Rollup:
                 await source.reposition()
                 return None
             expected = {p: source.expected(p) for p in positions}
+            clock = _Clock()
             try:
-                async with self.tree_lock, self.repo.unit_of_work() as uow:
-                    if fenced := await uow.fence(source.topic, expected):
-                        raise FencedError(fenced)
-                    fold = Fold(
-                        self.rules, self.tree, await uow.lock_facts([e.activity_id for e in events])
-                    )
-                    outcomes = Counter(fold.apply(e) for e in events)
-                    cells = fold.deltas.changed()
-                    await uow.write(cells, list(fold.changed.values()))
-                    await uow.save_positions(source.topic, positions)
+                async with self.tree_lock:
+                    async with self.repo.unit_of_work() as uow:
+                        if fenced := await uow.fence(source.topic, expected):
+                            raise FencedError(fenced)
+                        stored = await uow.lock_facts([e.activity_id for e in events])
+                        clock.lap("read")
+                        fold = Fold(self.rules, self.tree, stored)
+                        outcomes = Counter(fold.apply(e) for e in events)
+                        rows = fold.deltas.rows()
+                        changed = fold.changed.values()
+                        clock.lap("fold")
+                        await uow.write_facts(
+                            [f for f in changed if f.activity_id not in stored],
+                            [f for f in changed if f.activity_id in stored],
+                        )
+                        clock.lap("facts")
+                        await uow.add_rows(rows)
+                        clock.lap("agg")
+                        await uow.save_positions(source.topic, positions)
+                    clock.lap("commit")
             except FencedError as e:
                 log.warning("batch_fenced", partitions=e.partitions)
                 await source.reposition(e.partitions)
                 return None
             source.applied(positions)
         elapsed = time.perf_counter() - started
+        self.stats.add(len(batch), len(fold.changed), len(rows), clock.laps)
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.BATCH_DURATION.observe(elapsed)
         metrics.EVENTS_APPLIED.inc(outcomes[Outcome.APPLIED] + outcomes[Outcome.CORRECTED])
@@ -122,8 +177,9 @@ class Rollup:
         log.info(
             "batch_applied",
             records=len(batch),
-            cells=len(cells),
+            rows=len(rows),
             duration_ms=round(elapsed * 1000, 1),
+            **{f"{k}_ms": round(v * 1000, 1) for k, v in clock.laps.items()},
             partitions=sorted(positions),
             **{str(k): v for k, v in outcomes.items()},
         )
@@ -165,5 +221,5 @@ class Rollup:
                     deltas.add(f.path, f.date, f.contribution, -1, REATTRIBUTION_SHARD)
                     deltas.add(path, f.date, f.contribution, 1, REATTRIBUTION_SHARD)
                     moved[f.activity_id] = path
-            await uow.move(deltas.changed(), moved)
+            await uow.move(deltas.rows(), moved)
         log.info("facts_reattributed", unit=unit, since=str(since), facts=len(moved))

@@ -121,7 +121,7 @@ class Queries:
 
     async def metrics_of(self, nodes: list[str], period: Period) -> dict[str, dict[str, Value]]:
         """Every public metric of these nodes in one period."""
-        sums = await self._repo.sums(nodes, [str(period)])
+        sums = await self._repo.sums(nodes, [period])
         return {
             n: public_metrics(
                 sums.get((n, str(period)), {}), tree_metrics(self._tree, self._rules, n, period)
@@ -227,7 +227,7 @@ class Queries:
             raise QueryError(
                 422, "to", "invalid_field", f"at most {MAX_SERIES_MONTHS} months in one series"
             )
-        sums = await self._repo.sums([node], [str(m) for m in months])
+        sums = await self._repo.sums([node], months)
         points = [
             {
                 "period": str(m),

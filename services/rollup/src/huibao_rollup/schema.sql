@@ -20,15 +20,33 @@ CREATE TABLE IF NOT EXISTS rollup.facts (
 CREATE INDEX IF NOT EXISTS facts_path_idx ON rollup.facts USING gin (path);
 CREATE INDEX IF NOT EXISTS facts_type_date_idx ON rollup.facts (type, date);
 
--- Aggregates per node, period and metric, split by shard (the Kafka partition applied;
--- -1 for tree re-attribution, 0 for a rebuild) so replicas never write the same row.
-CREATE TABLE IF NOT EXISTS rollup.agg (
-    node   text    NOT NULL,
-    period text    NOT NULL,
-    metric text    NOT NULL,
-    shard  integer NOT NULL,
-    value  numeric NOT NULL,
-    PRIMARY KEY (node, period, metric, shard)
+-- Aggregates per node, month and shard (the Kafka partition applied; -1 for tree
+-- re-attribution, 0 for a rebuild), so replicas never write the same row. `v` holds every
+-- summed metric in the rollup's fixed slot order (huibao_rollup.domain.aggregation.SLOTS,
+-- append only), trailing zeros left out. Quarters and years are sums of their months.
+CREATE TABLE IF NOT EXISTS rollup.monthly (
+    node  text      NOT NULL,
+    month date      NOT NULL,
+    shard integer   NOT NULL,
+    v     numeric[] NOT NULL,
+    PRIMARY KEY (node, month, shard)
+) WITH (fillfactor = 70);
+-- The per-metric layout this table replaced (never deployed); rebuild fills `monthly`.
+DROP TABLE IF EXISTS rollup.agg;
+
+-- Element-wise sum of two value arrays of any lengths (missing slots count as 0).
+CREATE OR REPLACE FUNCTION rollup.vadd(a numeric[], b numeric[]) RETURNS numeric[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0)
+                 FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i) ORDER BY i)
+$$;
+-- A value array with `x` in slot `i` (1-based) and zeros before it.
+CREATE OR REPLACE FUNCTION rollup.vcell(i integer, x numeric) RETURNS numeric[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT array_fill(0::numeric, ARRAY[i - 1]) || x
+$$;
+CREATE OR REPLACE AGGREGATE rollup.vsum(numeric[]) (
+    SFUNC = rollup.vadd, STYPE = numeric[], INITCOND = '{}'
 );
 
 -- The last record applied per partition, written in the same transaction as its effect.

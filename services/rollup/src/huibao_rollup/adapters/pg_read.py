@@ -1,4 +1,4 @@
-"""The read side in PostgreSQL: aggregate sums over shards, and Party Day facts."""
+"""The read side in PostgreSQL: aggregate sums over shards and months, and Party Day facts."""
 
 from __future__ import annotations
 
@@ -9,24 +9,40 @@ from decimal import Decimal
 import asyncpg
 
 from huibao_contracts.activities import PARTY_DAY_TYPE
+from huibao_contracts.periods import Period
+from huibao_rollup.domain.aggregation import SLOTS
 from huibao_rollup.domain.completeness import Held
 
 Sums = dict[tuple[str, str], dict[str, Decimal]]
-"""(node, period) → metric → value summed over shards."""
+"""(node, period) → metric → value summed over shards and months."""
 
 
-async def sums(pool: asyncpg.Pool, nodes: Sequence[str], periods: Sequence[str]) -> Sums:
-    """Aggregate values of these nodes in these periods."""
+async def sums(pool: asyncpg.Pool, nodes: Sequence[str], periods: Sequence[Period]) -> Sums:
+    """Aggregate values of these nodes in these periods (one index range scan per node)."""
+    if not nodes or not periods:
+        return {}
     rows = await pool.fetch(
-        "SELECT node, period, metric, sum(value) AS value FROM rollup.agg"
-        " WHERE node = ANY($1::text[]) AND period = ANY($2::text[])"
-        " GROUP BY node, period, metric",
+        "SELECT a.node, a.month, u.i, sum(u.x) AS value"
+        " FROM rollup.monthly a CROSS JOIN LATERAL unnest(a.v) WITH ORDINALITY AS u(x, i)"
+        " WHERE a.node = ANY($1::text[]) AND a.month BETWEEN $2 AND $3"
+        " GROUP BY a.node, a.month, u.i",
         list(nodes),
-        list(periods),
+        min(p.first_day for p in periods),
+        max(p.last_day for p in periods),
     )
+    periods_of: dict[dt.date, list[str]] = {}
+    for p in periods:
+        for m in p.months():
+            periods_of.setdefault(m.first_day, []).append(str(p))
     out: Sums = {}
     for r in rows:
-        out.setdefault((r["node"], r["period"]), {})[r["metric"]] = r["value"]
+        value = r["value"]
+        if not value:
+            continue
+        metric = SLOTS[r["i"] - 1]
+        for name in periods_of.get(r["month"], ()):
+            into = out.setdefault((r["node"], name), {})
+            into[metric] = into.get(metric, Decimal(0)) + value
     return out
 
 

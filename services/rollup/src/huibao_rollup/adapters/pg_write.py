@@ -1,23 +1,24 @@
 """The write side in PostgreSQL: facts, aggregate deltas and consumed positions.
 
 Everything a batch changes is written in the caller's transaction with a handful of
-statements over `unnest` arrays: aggregate cells in sorted key order (a fixed lock order,
-so concurrent writers never deadlock), facts upserted by `activity_id`, positions upserted
-per partition. A partition's position row is locked first and compared with what the
-consumer expects: when another replica moved it meanwhile (a rebalance overtook this one),
-the batch is refused and nothing is written.
+statements over `unnest` arrays: aggregate rows in sorted key order (a fixed lock order,
+so concurrent writers never deadlock), each row's metric deltas as one array added to the
+stored one (`rollup.vadd`); new facts inserted and replaced facts updated by `activity_id`
+(an insert racing another replica's fails on the key and the batch is retried, never
+overwritten); positions updated per partition. A partition's position row is locked first
+and compared with what the consumer expects: when another replica moved it meanwhile (a
+rebalance overtook this one), the batch is refused and nothing is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 
 import asyncpg
 import orjson
 
-from huibao_rollup.domain.aggregation import Cell
+from huibao_rollup.domain.aggregation import SLOT, Row, Vector
 from huibao_rollup.domain.model import Fact
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -59,22 +60,8 @@ async def lock_facts(conn: Conn, activity_ids: Sequence[str]) -> dict[str, Fact]
     return {r["activity_id"]: fact_from_row(r) for r in rows}
 
 
-async def upsert_facts(conn: Conn, facts: Sequence[Fact]) -> None:
-    """Insert or replace facts."""
-    if not facts:
-        return
-    await conn.execute(
-        f"""INSERT INTO rollup.facts ({_FACT_COLUMNS}, updated_at)
-        SELECT a, u, t, d, r, k, f, o, x, c::jsonb, string_to_array(p, '{SEP}'), now()
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[], $6::text[],
-                    $7::timestamptz[], $8::bool[], $9::bool[], $10::text[], $11::text[])
-             AS s(a, u, t, d, r, k, f, o, x, c, p)
-        ON CONFLICT (activity_id) DO UPDATE SET
-            unit = EXCLUDED.unit, type = EXCLUDED.type, date = EXCLUDED.date,
-            revision = EXCLUDED.revision, message_key = EXCLUDED.message_key,
-            first_reported_at = EXCLUDED.first_reported_at, on_time = EXCLUDED.on_time,
-            retracted = EXCLUDED.retracted, contribution = EXCLUDED.contribution,
-            path = EXCLUDED.path, updated_at = now()""",
+def _fact_arrays(facts: Sequence[Fact]) -> list[list[object]]:
+    return [
         [f.activity_id for f in facts],
         [f.unit for f in facts],
         [f.type for f in facts],
@@ -86,6 +73,37 @@ async def upsert_facts(conn: Conn, facts: Sequence[Fact]) -> None:
         [f.retracted for f in facts],
         [orjson.dumps(f.contribution).decode() for f in facts],
         [SEP.join(f.path) for f in facts],
+    ]
+
+
+_UNNEST_FACTS = """unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[], $6::text[],
+                    $7::timestamptz[], $8::bool[], $9::bool[], $10::text[], $11::text[])
+             AS s(a, u, t, d, r, k, f, o, x, c, p)"""
+
+
+async def insert_facts(conn: Conn, facts: Sequence[Fact]) -> None:
+    """Insert facts of activities not stored yet (a key already taken fails the batch)."""
+    if not facts:
+        return
+    await conn.execute(
+        f"""INSERT INTO rollup.facts ({_FACT_COLUMNS})
+        SELECT a, u, t, d, r, k, f, o, x, c::jsonb, string_to_array(p, '{SEP}')
+        FROM {_UNNEST_FACTS}""",
+        *_fact_arrays(facts),
+    )
+
+
+async def update_facts(conn: Conn, facts: Sequence[Fact]) -> None:
+    """Replace stored facts (locked by `lock_facts`) with their new revision."""
+    if not facts:
+        return
+    await conn.execute(
+        f"""UPDATE rollup.facts SET
+            unit = s.u, type = s.t, date = s.d, revision = s.r, message_key = s.k,
+            first_reported_at = s.f, on_time = s.o, retracted = s.x, contribution = s.c::jsonb,
+            path = string_to_array(s.p, '{SEP}'), updated_at = now()
+        FROM {_UNNEST_FACTS} WHERE activity_id = s.a""",
+        *_fact_arrays(facts),
     )
 
 
@@ -102,19 +120,28 @@ async def update_paths(conn: Conn, moved: Mapping[str, tuple[str, ...]]) -> None
     )
 
 
-async def add_cells(conn: Conn, cells: Sequence[tuple[Cell, Decimal]]) -> None:
-    """Add deltas to aggregate rows (cells must come sorted by key)."""
-    if not cells:
+def vector_literal(vec: Vector) -> str:
+    """A row's deltas as a `numeric[]` literal in slot order, trailing zeros left out."""
+    width = max(SLOT[m] for m in vec) + 1
+    values: list[object] = [0] * width
+    for m, v in vec.items():
+        values[SLOT[m]] = v
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+async def add_rows(conn: Conn, rows: Sequence[tuple[Row, Vector]]) -> None:
+    """Add deltas to aggregate rows (rows must come sorted by key)."""
+    if not rows:
         return
     await conn.execute(
-        """INSERT INTO rollup.agg AS a (node, period, metric, shard, value)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[])
-        ON CONFLICT (node, period, metric, shard) DO UPDATE SET value = a.value + EXCLUDED.value""",
-        [c[0][0] for c in cells],
-        [c[0][1] for c in cells],
-        [c[0][2] for c in cells],
-        [c[0][3] for c in cells],
-        [c[1] for c in cells],
+        """INSERT INTO rollup.monthly AS a (node, month, shard, v)
+        SELECT n, m, s, v::numeric[]
+        FROM unnest($1::text[], $2::date[], $3::int[], $4::text[]) AS t(n, m, s, v)
+        ON CONFLICT (node, month, shard) DO UPDATE SET v = rollup.vadd(a.v, EXCLUDED.v)""",
+        [r[0][0] for r in rows],
+        [r[0][1] for r in rows],
+        [r[0][2] for r in rows],
+        [vector_literal(r[1]) for r in rows],
     )
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 
+from huibao_contracts.periods import Period
 from huibao_platform import auth
 from huibao_platform.db import apply_schema, create_pool, run_ddl
 from huibao_platform.errors import StorageUnavailableError
 from huibao_rollup.adapters import pg_read, pg_tree, pg_write
 from huibao_rollup.adapters.pg_write import Conn
-from huibao_rollup.domain.aggregation import Cell
+from huibao_rollup.domain.aggregation import Row, Vector
 from huibao_rollup.domain.completeness import Held
 from huibao_rollup.domain.model import Fact
 from huibao_rollup.domain.tree import Version
@@ -42,16 +42,20 @@ class UnitOfWork:
         """Facts counted through `unit` dated on or after `since`, locked."""
         return await pg_tree.lock_facts_through(self.conn, unit, since)
 
-    async def write(self, cells: Sequence[tuple[Cell, Decimal]], facts: Sequence[Fact]) -> None:
-        """Aggregate deltas and upserted facts."""
-        await pg_write.add_cells(self.conn, cells)
-        await pg_write.upsert_facts(self.conn, facts)
+    async def write_facts(self, new: Sequence[Fact], replaced: Sequence[Fact]) -> None:
+        """Facts of new activities, and new revisions of stored (locked) ones."""
+        await pg_write.insert_facts(self.conn, new)
+        await pg_write.update_facts(self.conn, replaced)
+
+    async def add_rows(self, rows: Sequence[tuple[Row, Vector]]) -> None:
+        """Aggregate deltas, rows sorted by key."""
+        await pg_write.add_rows(self.conn, rows)
 
     async def move(
-        self, cells: Sequence[tuple[Cell, Decimal]], moved: Mapping[str, tuple[str, ...]]
+        self, rows: Sequence[tuple[Row, Vector]], moved: Mapping[str, tuple[str, ...]]
     ) -> None:
         """Aggregate deltas of re-attributed facts, and their new paths."""
-        await pg_write.add_cells(self.conn, cells)
+        await pg_write.add_rows(self.conn, rows)
         await pg_write.update_paths(self.conn, moved)
 
     async def save_positions(self, topic: str, positions: Mapping[int, tuple[int, str]]) -> None:
@@ -118,8 +122,8 @@ class Repository:
         except DRIVER_ERRORS as e:
             raise StorageUnavailableError(str(e)) from e
 
-    async def sums(self, nodes: Sequence[str], periods: Sequence[str]) -> pg_read.Sums:
-        """Aggregates of these nodes and periods, summed over shards."""
+    async def sums(self, nodes: Sequence[str], periods: Sequence[Period]) -> pg_read.Sums:
+        """Aggregates of these nodes and periods, summed over shards and months."""
         try:
             return await pg_read.sums(self.pool, nodes, periods)
         except DRIVER_ERRORS as e:

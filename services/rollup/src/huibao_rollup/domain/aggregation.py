@@ -4,6 +4,11 @@ Applying an event replaces the stored fact when its revision is higher: the aggr
 change by the difference, the old contribution leaving the old path and date, the new one
 arriving through the new path and date. Nothing else changes, so a duplicate or a stale
 revision changes nothing. Amounts are summed as `Decimal` so rebuilds compare exactly.
+
+Aggregates are kept per (node, month, shard), every metric in one row (a vector in the
+fixed slot order of `SLOTS`); quarters and years are sums of their months, added at query
+time. A batch folds its events into one delta per (path, month, shard), then rolls those
+up the path once, so each changed row is computed (and later written) once per batch.
 """
 
 from __future__ import annotations
@@ -14,13 +19,25 @@ from decimal import Decimal
 from enum import StrEnum
 
 from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.metrics import SUMS
 from huibao_rollup.domain import contribution as contrib
-from huibao_rollup.domain.attribution import attribute, keys
+from huibao_rollup.domain.attribution import attribute, periods_of
 from huibao_rollup.domain.model import ActivityEvent, Contribution, Fact, Number
 from huibao_rollup.domain.tree import Tree
 
 Cell = tuple[str, str, str, int]
-"""(node, period, metric, shard) of one aggregate row."""
+"""(node, period, metric, shard) of one aggregate value."""
+Row = tuple[str, dt.date, int]
+"""(node, first day of the month, shard) of one stored aggregate row."""
+Amount = int | Decimal
+Vector = dict[str, Amount]
+"""Metric → amount of one row (metrics absent are 0)."""
+
+SLOTS: tuple[str, ...] = SUMS
+"""Position of every summed metric in a stored row's value array. Append only: a stored
+array is read by position, so a new metric goes at the end, never in between."""
+SLOT = {m: i for i, m in enumerate(SLOTS)}
+assert set(contrib.METRICS) <= set(SLOTS), "every contributed metric needs a slot"
 
 
 class Outcome(StrEnum):
@@ -39,31 +56,71 @@ def as_decimal(value: Number | Decimal) -> Decimal:
     return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
 
 
+def _add_into(into: Vector, vec: Vector) -> None:
+    for m, v in vec.items():
+        into[m] = into.get(m, 0) + v
+
+
 class Deltas:
-    """Aggregate changes per cell, summed in memory (ints stay ints, the rest `Decimal`)."""
+    """Aggregate changes of a batch, summed in memory (ints stay ints, the rest `Decimal`)."""
 
     def __init__(self) -> None:
-        self.cells: dict[Cell, int | Decimal] = {}
+        self._leaves: dict[tuple[tuple[str, ...], dt.date, int], Vector] = {}
 
     def add(
         self, path: tuple[str, ...], day: dt.date, amounts: Contribution, sign: int, shard: int
     ) -> None:
-        """Add `sign` × `amounts` to every (node, period) of `path` and `day`."""
+        """Add `sign` × `amounts` to every node of `path` in the month of `day`."""
         if not amounts:
             return
-        exact = [
-            (m, sign * (v if isinstance(v, int) else as_decimal(v))) for m, v in amounts.items()
-        ]
-        cells = self.cells
-        get = cells.get
-        for node, period in keys(path, day):
-            for metric, value in exact:
-                cell = (node, period, metric, shard)
-                cells[cell] = get(cell, 0) + value
+        key = (path, day.replace(day=1), shard)
+        vec = self._leaves.get(key)
+        if vec is None:
+            vec = self._leaves[key] = {}
+        get = vec.get
+        for m, v in amounts.items():
+            x = sign * (v if isinstance(v, int) else as_decimal(v))
+            vec[m] = get(m, 0) + x
+
+    def rows(self) -> list[tuple[Row, Vector]]:
+        """The rows whose values change and by how much, sorted by key (a fixed lock order).
+
+        Deltas are rolled up the path one level at a time, so a node shared by many paths
+        (the city) is added to once per distinct parent path, not once per event."""
+        out: dict[Row, Vector] = {}
+        level = self._leaves
+        while level:
+            parents: dict[tuple[tuple[str, ...], dt.date, int], Vector] = {}
+            for (path, month, shard), vec in level.items():
+                row = (path[-1], month, shard)
+                if (have := out.get(row)) is None:
+                    out[row] = dict(vec)
+                else:
+                    _add_into(have, vec)
+                if len(path) > 1:
+                    up = (path[:-1], month, shard)
+                    if (pv := parents.get(up)) is None:
+                        parents[up] = dict(vec)
+                    else:
+                        _add_into(pv, vec)
+            level = parents
+        changed = []
+        for row in sorted(out):
+            vec = {m: v for m, v in out[row].items() if v}
+            if vec:
+                changed.append((row, vec))
+        return changed
 
     def changed(self) -> list[tuple[Cell, Decimal]]:
-        """The cells whose value changes, sorted by key (a fixed lock order)."""
-        return sorted((c, Decimal(v)) for c, v in self.cells.items() if v)
+        """Every (node, period, metric, shard) whose value changes, for the month, quarter
+        and year, sorted by key: the logical view of `rows`."""
+        cells: dict[Cell, Amount] = {}
+        for (node, month, shard), vec in self.rows():
+            for period in periods_of(month):
+                for m, v in vec.items():
+                    cell = (node, period, m, shard)
+                    cells[cell] = cells.get(cell, 0) + v
+        return sorted((c, Decimal(v)) for c, v in cells.items() if v)
 
 
 class Fold:
@@ -78,31 +135,32 @@ class Fold:
 
     def apply(self, event: ActivityEvent) -> Outcome:
         """Apply one event; the tree must know its unit (see `Tree.knows_path`)."""
-        if not contrib.is_known_type(event.type):
+        type_ = event.type
+        if not contrib.is_known_type(type_):
             return Outcome.IGNORED
         aid = event.activity_id
+        revision = event.revision
         old = self.facts.get(aid)
-        if old is not None and old.revision >= event.revision:
+        if old is not None and old.revision >= revision:
             return Outcome.DUPLICATE
         day = event.date
+        retracted = event.retracted
         first = old.first_reported_at if old is not None else event.reported_at
-        on_time = contrib.on_time(self._rules, event.type, day, first)
-        amounts = contrib.contribution(
-            event.type, event.data, retracted=event.retracted, on_time=on_time
-        )
+        on_time = contrib.on_time(self._rules, type_, day, first)
+        amounts = contrib.contribution(type_, event.data, retracted=retracted, on_time=on_time)
         path = attribute(self._tree, event.unit, day)
         fact = Fact(
-            activity_id=aid,
-            unit=event.unit,
-            type=event.type,
-            date=day,
-            revision=event.revision,
-            message_key=event.message_key,
-            first_reported_at=first,
-            on_time=on_time,
-            retracted=event.retracted,
-            contribution=amounts,
-            path=path,
+            aid,
+            event.unit,
+            type_,
+            day,
+            revision,
+            event.message_key,
+            first,
+            on_time,
+            retracted,
+            amounts,
+            path,
         )
         if old is not None:
             self.deltas.add(old.path, old.date, old.contribution, -1, event.shard)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from huibao_contracts.calendar import CalendarRules
@@ -15,6 +16,13 @@ from huibao_contracts.periods import Period
 from huibao_rollup.domain.model import Contribution, Number
 
 PARTY_DAY = "huibao.party_day.held.v1"
+PARTY_DAY_METRICS = (
+    "party_day.held",
+    "party_day.on_time",
+    "party_day.late",
+    "party_day.attendees",
+    "party_day.members",
+)
 
 
 def _num(data: Mapping[str, Any], key: str) -> Number:
@@ -74,6 +82,11 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
 }
 """Every activity type other than the Party Day, with the metrics it adds to."""
 
+METRICS: tuple[str, ...] = tuple(
+    dict.fromkeys([*PARTY_DAY_METRICS, *(m for rule in RULES.values() for m in rule({}))])
+)
+"""Every metric a contribution may name."""
+
 
 def is_known_type(event_type: str) -> bool:
     """True for the activity types the rollup counts."""
@@ -89,7 +102,12 @@ def on_time(
     """For a Party Day: whether its first report beat the deadline of its month; else None."""
     if event_type != PARTY_DAY:
         return None
-    return rules.is_on_time(Period.month_of(day), first_reported_at)
+    return first_reported_at <= _deadline(rules, day.year, day.month)
+
+
+@lru_cache(maxsize=1024)
+def _deadline(rules: CalendarRules, year: int, month: int) -> dt.datetime:
+    return rules.deadline(Period.month_of(dt.date(year, month, 1)))
 
 
 def contribution(
