@@ -42,6 +42,10 @@ test-fast: $(STAMP) ## Unit tests only (no broker, no database)
 fuzz: $(STAMP) ## A longer, random fuzz pass over POST /v1/events (the suite runs a fixed short one)
 	HUIBAO_FUZZ_RANDOM=1 HUIBAO_FUZZ_EXAMPLES=$${EXAMPLES:-2000} $(VENV)/bin/python -m pytest tests/service/test_reporting_fuzz.py $(PYTEST_ARGS)
 
+fault: $(STAMP) ## The long fault run: 100,000 events through kills and restarts (HUIBAO_FAULT_EVENTS; docs/faults.md)
+	HUIBAO_FAULT_LONG=1 HUIBAO_FAULT_EVENTS=$${HUIBAO_FAULT_EVENTS:-100000} \
+	  $(VENV)/bin/python -m pytest tests/fault/test_fault_long.py -s --timeout=900 $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
