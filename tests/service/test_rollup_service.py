@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -200,3 +201,18 @@ async def test_errors_and_scopes(harness: Harness) -> None:
         assert r.text.splitlines()[0] == "rank,id,name,level,value"
         r = await http.get("/health/ready")
         assert r.status_code == 200, r.text
+
+
+async def test_a_query_only_replica_serves_what_the_applier_applied(harness: Harness) -> None:
+    await harness.tree(
+        build_city("qo", counties=1, townships_per_county=1, branches_per_township=2)
+    )
+    async with harness.replica(consume_events=False) as reader:
+        await harness.events([party_day("qo.c1.t1.b1", "2026-06", attendees=9, time=ON_TIME)])
+        await asyncio.sleep(2)
+        m = await reader.metrics("qo", "2026-06")
+        assert m["party_day.held"] == 0, "a query-only replica must not apply events"
+        async with harness.replica() as applier:
+            await applier.wait_for("qo", "2026-06", {"party_day.held": 1})
+        m = await reader.wait_for("qo", "2026-06", {"party_day.held": 1, "party_day.attendees": 9})
+        assert m["party_day.expected"] == 2

@@ -76,7 +76,10 @@ class RollupService:
             if not await _started(feed.start, "orgunit_feed", stop):
                 return
             tree_task = asyncio.create_task(run_tree(feed, stop), name="rollup-tree")
-            if await _started(source.start, "event_consumer", stop):
+            if not settings.consume_events:
+                log.info("query_only_replica")
+                await stop.wait()
+            elif await _started(source.start, "event_consumer", stop):
                 await run_events(
                     self.rollup, source, feed, stop, settings.unknown_unit_retry_seconds
                 )

@@ -41,6 +41,12 @@ class RollupSettings(CommonSettings):
     unknown_unit_retry_seconds: float = Field(
         default=1.0, gt=0, le=60, description="Pause before retrying a batch naming unknown units."
     )
+    consume_events: bool = Field(
+        default=True,
+        description="Apply accepted events (HUIBAO_CONSUME_EVENTS). false runs a query-only"
+        " replica: it follows the tree and serves the API from the same database, so that"
+        " queries never wait behind the apply loop; scale those apart from the appliers.",
+    )
     scheduler_url: str | None = Field(
         default=None,
         description="Scheduler base URL for the dashboard's feedback proxy (HUIBAO_SCHEDULER_URL).",
