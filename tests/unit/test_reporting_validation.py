@@ -231,5 +231,5 @@ def test_a_number_beyond_a_double_spoils_only_its_own_event() -> None:
     errors = parse_event(events[0])
     assert isinstance(errors, list)
     assert [e.field for e in errors] == ["data.hours"]
-    with pytest.raises(ValueError):  # NaN is not JSON
+    with pytest.raises(ValueError, match="expected a JSON value"):  # NaN is not JSON
         decode_json(b"[NaN]")
