@@ -203,10 +203,13 @@ class EmbeddedStack:
             raise
         log.info("stack ready: %s", self.urls)
 
-    async def add_replica(self, name: str, port: int | None = None) -> ServiceProcess:
-        """Start one more replica of a service on another port and wait until it is ready."""
+    async def add_replica(
+        self, name: str, port: int | None = None, env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start one more replica of a service on another port and wait until it is ready;
+        `env` adds to (or overrides) its environment, e.g. a query-only rollup."""
         replica = max((p.replica for p in self._services.get(name, [])), default=0) + 1
-        proc = self._new_process(name, port or free_port(), replica)
+        proc = self._new_process(name, port or free_port(), replica, env)
         try:
             await proc.start()
         except BaseException:
@@ -273,11 +276,13 @@ class EmbeddedStack:
                     f"set HUIBAO_{name.upper()}_PORT to another port"
                 )
 
-    def _new_process(self, name: str, port: int, replica: int) -> ServiceProcess:
+    def _new_process(
+        self, name: str, port: int, replica: int, env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
         proc = ServiceProcess(
             name,
             port=port,
-            env=self.env_for(name),
+            env={**self.env_for(name), **(env or {})},
             log_dir=self.log_dir,
             replica=replica,
             argv=self.service_argv.get(name),
