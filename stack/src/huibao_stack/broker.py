@@ -15,7 +15,7 @@ from pathlib import Path
 from huibao_platform.errors import BrokerUnavailableError
 from huibao_platform.kafka import broker_reachable, ensure_topics
 from huibao_platform.settings import CommonSettings
-from huibao_stack.children import Child, free_port, port_is_free, tail
+from huibao_stack.children import Child, OwnedServer, free_port, port_is_free, tail
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
 
 log = logging.getLogger("huibao.stack.broker")
@@ -76,8 +76,15 @@ async def _accepts_tcp(port: int) -> bool:
     return True
 
 
-class EmbeddedBroker:
-    """A Tansu broker listening on 127.0.0.1, with the Huibao topics created."""
+class EmbeddedBroker(OwnedServer):
+    """A Tansu broker listening on 127.0.0.1, with the Huibao topics created.
+
+    It keeps topics in memory: `stop`, `kill` and `restart` lose every topic; `start`
+    (and so `restart`) creates them again, empty, on the same port.
+    """
+
+    STOP_SIGNAL = signal.SIGTERM
+    STOP_GRACE = 10.0
 
     def __init__(
         self,
@@ -97,15 +104,6 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         """The address clients bootstrap from (KAFKA_BOOTSTRAP_SERVERS)."""
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's pid while it runs."""
-        return self._child.pid if self._child else None
-
-    def running(self) -> bool:
-        """True while the broker runs."""
-        return self._child is not None and self._child.running()
 
     async def start(self) -> None:
         """Start the broker, wait until it answers, and create the topics."""
@@ -128,23 +126,6 @@ class EmbeddedBroker:
             await self.kill()
             raise
         log.info("broker ready on %s", self.bootstrap_servers)
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds. Every topic is lost."""
-        child = self._child
-        if child is not None:
-            await asyncio.to_thread(child.stop, signal.SIGTERM, grace)
-
-    async def kill(self) -> None:
-        """SIGKILL the broker."""
-        child = self._child
-        if child is not None:
-            await asyncio.to_thread(child.kill)
-
-    async def restart(self, *, crash: bool = False) -> None:
-        """Stop (or kill) and start again, empty, on the same port; the topics are recreated."""
-        await (self.kill() if crash else self.stop())
-        await self.start()
 
     async def close(self) -> None:
         """Stop the broker."""

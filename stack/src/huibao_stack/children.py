@@ -13,6 +13,8 @@ Three layers make sure of that:
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import atexit
 import contextlib
 import ctypes
@@ -239,3 +241,48 @@ def kill_all() -> None:
                 proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+
+
+class OwnedServer(abc.ABC):
+    """What the embedded broker and PostgreSQL share: one owned child, its pid and liveness,
+    stop with a server-specific signal, kill, and restart on the same port.
+
+    Subclasses set `_child` in `start()` and say how they stop (`STOP_SIGNAL`, `STOP_GRACE`).
+    """
+
+    STOP_SIGNAL: signal.Signals = signal.SIGTERM
+    STOP_GRACE: float = 10.0
+
+    _child: Child | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self._child.pid if self._child else None
+
+    def running(self) -> bool:
+        """True while the server runs."""
+        return self._child is not None and self._child.running()
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the server and wait until it is ready."""
+
+    async def stop(self, grace: float | None = None) -> None:
+        """`STOP_SIGNAL`, then SIGKILL after `grace` seconds (default `STOP_GRACE`)."""
+        child = self._child
+        if child is not None:
+            await asyncio.to_thread(
+                child.stop, self.STOP_SIGNAL, self.STOP_GRACE if grace is None else grace
+            )
+
+    async def kill(self) -> None:
+        """SIGKILL the server."""
+        child = self._child
+        if child is not None:
+            await asyncio.to_thread(child.kill)
+
+    async def restart(self, *, crash: bool = False) -> None:
+        """Stop (or kill, with `crash`) and start again on the same port."""
+        await (self.kill() if crash else self.stop())
+        await self.start()

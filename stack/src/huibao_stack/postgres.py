@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from huibao_stack.children import Child, free_port, tail
+from huibao_stack.children import Child, OwnedServer, free_port, tail
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
 
 log = logging.getLogger("huibao.stack.postgres")
@@ -48,12 +48,17 @@ def _running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(OwnedServer):
     """One PostgreSQL server on 127.0.0.1 with a database ready for the services.
 
     Throwaway mode (`data_dir=None`): a temporary directory, `fsync=off`, removed by `close()`.
     Persistent mode: the given directory, created and initialised on first use, `fsync=on`.
+    `stop` is a fast shutdown (SIGINT: abort sessions, checkpoint); `kill` makes the next
+    start run crash recovery; `restart` keeps the port and the data directory.
     """
+
+    STOP_SIGNAL = signal.SIGINT
+    STOP_GRACE = 30.0
 
     def __init__(
         self,
@@ -91,15 +96,6 @@ class EmbeddedPostgres:
         """The URL the services use (DATABASE_URL)."""
         return self.url()
 
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while it runs."""
-        return self._child.pid if self._child else None
-
-    def running(self) -> bool:
-        """True while the postmaster runs."""
-        return self._child is not None and self._child.running()
-
     # --- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -129,23 +125,6 @@ class EmbeddedPostgres:
             await self.kill()
             raise
         log.info("postgres ready on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
-
-    async def stop(self, grace: float = 30.0) -> None:
-        """Fast shutdown (SIGINT: abort sessions, checkpoint); SIGKILL after `grace` seconds."""
-        child = self._child
-        if child is not None:
-            await asyncio.to_thread(child.stop, signal.SIGINT, grace)
-
-    async def kill(self) -> None:
-        """SIGKILL the server: the next start runs crash recovery."""
-        child = self._child
-        if child is not None:
-            await asyncio.to_thread(child.kill)
-
-    async def restart(self, *, crash: bool = False) -> None:
-        """Stop (or kill, with `crash`) and start again on the same port and data directory."""
-        await (self.kill() if crash else self.stop())
-        await self.start()
 
     async def close(self) -> None:
         """Stop the server and, in throwaway mode, delete its directory."""
