@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -192,8 +193,12 @@ async def serve_stub(stub: RollupStub) -> AsyncIterator[str]:
 # --- the scheduler app in-process -------------------------------------------------------------
 
 ADMIN = "sched-test-admin"
-PREFIX = "scheduler-test."
-"""Topic prefix of the in-process apps, so the session stack's scheduler never mixes in."""
+
+
+def unique_prefix() -> str:
+    """A topic prefix of its own for each test's apps: neither the session stack's scheduler
+    nor a record another test's relay publishes late can mix into what a test reads."""
+    return f"scheduler-test-{uuid.uuid4().hex[:8]}."
 
 
 def settings_for(infra: Any, database_url: str, rollup_url: str, **more: Any) -> Any:
@@ -207,7 +212,7 @@ def settings_for(infra: Any, database_url: str, rollup_url: str, **more: Any) ->
         rollup_url=rollup_url,
         clock="manual",
         tick_seconds=0.2,
-        topic_prefix=PREFIX,
+        topic_prefix=more.pop("topic_prefix", None) or unique_prefix(),
         **more,
     )
 
@@ -232,10 +237,9 @@ async def running(app: Any) -> AsyncIterator[Any]:
 
 
 async def end_offsets(servers: str, topic: str) -> dict[Any, int]:
-    """Current end offset of every partition of `topic`."""
+    """Current end offset of every partition of `topic` (its real name, prefix included)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    topic = PREFIX + topic
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
     try:

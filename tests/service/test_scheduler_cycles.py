@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from tests.service.scheduler_support import (
@@ -19,6 +18,7 @@ from tests.service.scheduler_support import (
     serve_stub,
     settings_for,
 )
+from tests.support.shanghai import at
 from tests.support.tree import build_city
 
 from huibao_contracts import topics
@@ -26,11 +26,6 @@ from huibao_platform.clock import ManualClock
 from huibao_scheduler.bootstrap import Seams, build_app
 
 pytestmark = [pytest.mark.stack]
-SH = ZoneInfo("Asia/Shanghai")
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=SH)
 
 
 async def move(client: Any, to: dt.datetime) -> list[tuple[str, str, str, bool]]:
@@ -51,8 +46,8 @@ async def test_a_month_runs_every_step_in_order_with_its_notifications(infra: An
         settings = settings_for(infra, url, rollup_url)
         app = build_app(settings, ManualClock(at(2026, 7, 1)), Seams(ticker=False))
         async with running(app) as client:
-            since_cycles = await end_offsets(servers, topics.CYCLE_EVENTS)
-            since_notes = await end_offsets(servers, topics.NOTIFICATIONS)
+            since_cycles = await end_offsets(servers, settings.topic(topics.CYCLE_EVENTS))
+            since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
             assert await move(client, at(2026, 7, 1)) == [
                 ("party_day", "2026-07", "opened", False),
                 ("feedback", "2026-Q3", "opened", False),
@@ -143,7 +138,7 @@ async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> No
         settings = settings_for(infra, url, rollup_url)
         app = build_app(settings, ManualClock(at(2027, 7, 2)), Seams(ticker=False))
         async with running(app) as client:
-            since_notes = await end_offsets(servers, topics.NOTIFICATIONS)
+            since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
             assert await move(client, at(2027, 7, 2)) == [
                 ("party_day", "2027-07", "opened", False),
                 ("feedback", "2027-Q3", "opened", False),

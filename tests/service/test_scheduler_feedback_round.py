@@ -48,7 +48,7 @@ async def test_quarterly_feedback_for_every_unit(infra: Any) -> None:
             settings, ManualClock(dt.datetime(2030, 7, 1, tzinfo=SH)), Seams(ticker=False)
         )
         async with running(app) as client:
-            since = await end_offsets(servers, topics.FEEDBACK_ISSUED)
+            since = await end_offsets(servers, settings.topic(topics.FEEDBACK_ISSUED))
             r = await client.get("/v1/feedback/sf.c1.t1", params={"quarter": Q3})
             assert r.status_code == 404
             r = await client.put("/v1/clock", json={"now": "2030-10-10T00:00:00+08:00"})

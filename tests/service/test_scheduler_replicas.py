@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 from collections import Counter
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -24,6 +23,7 @@ from tests.service.scheduler_support import (
     serve_stub,
     settings_for,
 )
+from tests.support.shanghai import at
 from tests.support.tree import build_city
 
 from huibao_contracts import topics
@@ -32,11 +32,6 @@ from huibao_scheduler.bootstrap import Seams, build_app
 from huibao_scheduler.domain.plan import PlannedStep, Step
 
 pytestmark = [pytest.mark.stack]
-SH = ZoneInfo("Asia/Shanghai")
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=SH)
 
 
 async def move_all(clients: list[Any], to: dt.datetime) -> list[tuple[str, str]]:
@@ -76,8 +71,8 @@ async def test_three_replicas_run_each_step_once_even_when_the_leader_dies(infra
                 )
             )
         )
-        since_cycles = await end_offsets(servers, topics.CYCLE_EVENTS)
-        since_notes = await end_offsets(servers, topics.NOTIFICATIONS)
+        since_cycles = await end_offsets(servers, settings.topic(topics.CYCLE_EVENTS))
+        since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
         b = await stack.enter_async_context(
             running(build_app(settings, ManualClock(start), Seams(ticker=False, replica="B")))
         )
@@ -133,19 +128,10 @@ async def test_three_replicas_run_each_step_once_even_when_the_leader_dies(infra
         assert by_step["opened"] in {"A", "B", "C"}
         assert by_step["upcoming_reminder"] in {"B", "C"}
 
-    # Other scheduler tests share the test topic prefix and use other years: keep 2029's.
-    cycle_events = [
-        e["data"]
-        for e in await read_since(servers, since_cycles)
-        if e["data"]["period"].startswith("2029")
-    ]
+    cycle_events = [e["data"] for e in await read_since(servers, since_cycles)]
     published = Counter((e["period"], e["step"]) for e in cycle_events)
     assert all(n == 1 for n in published.values()), published
     assert len(published) == 8
-    notes = [
-        e["data"]
-        for e in await read_since(servers, since_notes)
-        if e["data"]["period"].startswith("2029")
-    ]
+    notes = [e["data"] for e in await read_since(servers, since_notes)]
     upcoming = Counter(n["to"] for n in notes if n["kind"] == "party_day.upcoming")
     assert upcoming == Counter(branches)

@@ -1,7 +1,6 @@
 """The state machine: due steps in order, and catch-up after downtime."""
 
-import datetime as dt
-from zoneinfo import ZoneInfo
+from tests.support.shanghai import at
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, CycleState
@@ -15,15 +14,10 @@ from huibao_scheduler.domain.machine import (
 )
 from huibao_scheduler.domain.plan import Step, feedback_plan, party_day_plan
 
-SH = ZoneInfo("Asia/Shanghai")
 RULES = CalendarRules()
 JULY = Period.parse("2026-07")
 AUGUST = Period.parse("2026-08")
 Q3 = Period.parse("2026-Q3")
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=SH)
 
 
 def test_due_steps_stop_at_the_first_step_not_yet_due() -> None:

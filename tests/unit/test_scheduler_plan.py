@@ -1,21 +1,16 @@
 """The steps of each cycle and their due instants, from the calendar rules."""
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import pytest
+from tests.support.shanghai import at
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, CycleState
 from huibao_contracts.periods import Period
 from huibao_scheduler.domain.plan import Step, cycles_until, feedback_plan, party_day_plan, plan_for
 
-SH = ZoneInfo("Asia/Shanghai")
 JULY = Period.parse("2026-07")
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=SH)
 
 
 def test_party_day_steps_and_due_times_with_the_default_calendar() -> None:
