@@ -6,6 +6,6 @@ from zoneinfo import ZoneInfo
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def at(*args: int) -> dt.datetime:
-    """`dt.datetime(*args)` in Asia/Shanghai."""
-    return dt.datetime(*args, tzinfo=SH)  # type: ignore[arg-type]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    """That local instant in Asia/Shanghai."""
+    return dt.datetime(year, month, day, hour, minute, tzinfo=SH)
