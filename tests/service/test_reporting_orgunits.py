@@ -194,3 +194,36 @@ async def test_a_township_token_manages_only_its_subtree(reporting: ReportingSer
         assert (await client.get("/v1/orgunits/rgsc.c1.t1.b9")).status_code == 200
     r = await reporting.client.post("/v1/tokens", json={"unit": "rgsc.nope"})
     assert r.status_code == 422
+
+
+async def test_the_intake_sees_registry_changes_at_once(reporting: ReportingService) -> None:
+    """The intake keeps unit records between batches; a registry change must reach it."""
+    units = build_city("rgcache", counties=1, townships_per_county=2, branches_per_township=1)
+    assert (await reporting.client.put("/v1/orgunits", json=units)).status_code == 200
+    branch, township = "rgcache.c1.t1.b1", "rgcache.c1.t1"
+    token = (await reporting.client.post("/v1/tokens", json={"unit": township})).json()["token"]
+
+    def lesson(n: int, day: str) -> dict[str, object]:
+        data = {"activity_id": f"rgcache-{n}", "date": day, "topic": "党课", "audience": 9}
+        return cloudevent("huibao.lesson.delivered.v1", branch, data | {"speaker_role": "expert"})
+
+    async with reporting.as_token(token) as client:  # records of the branch and its path kept
+        assert (await client.post("/v1/events", json=lesson(1, "2026-08-03"))).status_code == 202
+        r = await reporting.client.post(
+            f"/v1/orgunits/{branch}/move",
+            json={"parent": "rgcache.c1.t2", "effective": "2026-08-10"},
+        )
+        assert r.status_code == 200, r.text
+        r = await client.post("/v1/events", json=lesson(2, "2026-08-12"))
+        assert (r.status_code, r.json()["errors"][0]["reason"]) == (403, "out_of_scope")
+        assert (await client.post("/v1/events", json=lesson(3, "2026-08-04"))).status_code == 202
+
+    r = await reporting.client.post(
+        f"/v1/orgunits/{branch}/close", json={"effective": "2026-08-20"}
+    )
+    assert r.status_code == 200, r.text
+    r = await reporting.client.post("/v1/events", json=lesson(4, "2026-08-21"))
+    assert (r.status_code, r.json()["errors"][0]["reason"]) == (422, "unit_inactive")
+    assert (
+        await reporting.client.post("/v1/events", json=lesson(5, "2026-08-19"))
+    ).status_code == 202

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from huibao_contracts import topics
 from huibao_platform.errors import BrokerUnavailableError
@@ -34,8 +35,32 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
     return opts
 
 
+class CachedPartitioner:
+    """Kafka's default key → partition (murmur2, as the Java client), remembered per key.
+
+    aiokafka computes murmur2 in pure Python for every record; keys here are org-unit ids,
+    which repeat all day, so the hash is computed once per key (at most `size` kept).
+    Records without a key fall back to aiokafka's random choice.
+    """
+
+    def __init__(self, size: int = 1 << 18) -> None:
+        self._size = size
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        h = self._hashes.get(key)
+        if h is None:
+            if len(self._hashes) >= self._size:
+                self._hashes.clear()
+            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[h % len(all_partitions)]
+
+
 def new_producer(settings: CommonSettings, **extra: Any) -> AIOKafkaProducer:
     """A producer that waits for all in-sync replicas; never idempotent (Tansu lacks it)."""
+    extra.setdefault("partitioner", CachedPartitioner())
     return AIOKafkaProducer(
         **client_options(settings),
         acks="all",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from asyncpg.pool import PoolConnectionProxy
@@ -54,13 +55,18 @@ async def enqueue(
     """Add records to the outbox inside the caller's transaction."""
     if not records:
         return
+    headers: dict[tuple[tuple[str, str], ...], orjson.Fragment] = {}  # encoded once per kind
+
+    def stored(h: tuple[tuple[str, str], ...]) -> orjson.Fragment:
+        if h not in headers:
+            headers[h] = orjson.Fragment(orjson.dumps([[k, _storable(v)] for k, v in h]))
+        return headers[h]
+
     await conn.copy_records_to_table(
         "outbox",
         schema_name=schema,
         columns=["topic", "key", "value", "headers"],
-        records=[
-            (r.topic, r.key, r.value, [[k, _storable(v)] for k, v in r.headers]) for r in records
-        ],
+        records=[(r.topic, r.key, r.value, stored(r.headers)) for r in records],
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import signal
+from collections.abc import AsyncIterator
 from types import FrameType
 
 import uvicorn
@@ -13,6 +16,31 @@ from huibao_platform.settings import CommonSettings
 
 def _drained(signum: int, frame: FrameType | None) -> None:
     """Nothing left to do: uvicorn has already drained when it re-raises the signal."""
+
+
+def tune_gc(app: FastAPI, threshold: int) -> None:
+    """Make CPython's cyclic garbage collector cheap for a long-running service.
+
+    The collector runs after every `threshold` net container allocations (700 by default)
+    and now and then walks every object the process holds: with the rollup's tree or the
+    intake's caches that is millions of objects, and profiling the intake showed a third of
+    its CPU going there. A higher threshold runs young collections less often, and once
+    the app has started (schema, pools, tree loaded) everything alive is frozen, so full
+    collections stop re-walking it. `threshold` 0 keeps CPython's defaults.
+    """
+    if threshold <= 0:
+        return
+    gc.set_threshold(threshold, 20, 20)
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+        async with inner(a):
+            gc.collect()
+            gc.freeze()
+            yield
+
+    app.router.lifespan_context = lifespan
 
 
 def serve(app: FastAPI, settings: CommonSettings, graceful_seconds: int = 20) -> None:
@@ -33,5 +61,6 @@ def serve(app: FastAPI, settings: CommonSettings, graceful_seconds: int = 20) ->
         timeout_graceful_shutdown=graceful_seconds,
         lifespan="on",
     )
+    tune_gc(app, settings.gc_threshold)
     signal.signal(signal.SIGTERM, _drained)
     uvicorn.Server(config).run()

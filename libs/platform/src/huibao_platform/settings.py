@@ -47,6 +47,12 @@ class CommonSettings(BaseSettings):
     )
     http_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     http_port: int = Field(default=8000, ge=0, le=65535, description="HTTP port.")
+    gc_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="CPython's young-generation GC threshold; the heap present after "
+        "start-up is frozen out of collections (0: CPython's defaults).",
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="json when not on a terminal in auto mode."

@@ -30,6 +30,7 @@ from huibao_platform.kafka import broker_reachable, ensure_topics, new_producer
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay
 from huibao_reporting.adapters import schema
+from huibao_reporting.adapters.registry_cache import RegistryCache
 from huibao_reporting.domain.checks import IntakeRules
 from huibao_reporting.entrypoints.events_api import events_router
 from huibao_reporting.entrypoints.kafka import build_broker
@@ -118,7 +119,13 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         rt.pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
         await schema.install(rt.pool)
-        rt.intake = Intake(rt.pool, clock, rules, on_commit=rt.kick)
+        rt.intake = Intake(
+            rt.pool,
+            clock,
+            rules,
+            on_commit=rt.kick,
+            registry=RegistryCache(settings.registry_cache_units),
+        )
         rt.registry = Registry(rt.pool, on_commit=rt.kick)
         rt.tokens = TokenStore(rt.pool, settings.admin_token)
         stop = asyncio.Event()

@@ -55,3 +55,11 @@ CREATE TABLE IF NOT EXISTS reporting.activities (
 );
 CREATE INDEX IF NOT EXISTS activities_party_day ON reporting.activities (unit, month)
     WHERE type = 'huibao.party_day.held.v1' AND NOT retracted;
+
+-- Bumped in every registry write's transaction: a reader that cached unit records
+-- drops them when it sees a new version (adapters/registry_cache.py).
+CREATE TABLE IF NOT EXISTS reporting.registry_version (
+    one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+    version bigint  NOT NULL
+);
+INSERT INTO reporting.registry_version (one, version) VALUES (true, 0) ON CONFLICT DO NOTHING;

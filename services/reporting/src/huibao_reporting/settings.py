@@ -49,6 +49,12 @@ class ReportingSettings(CommonSettings):
     kafka_batch_records: int = Field(
         default=1000, ge=1, le=10_000, description="Most records the Kafka intake takes at once."
     )
+    registry_cache_units: int = Field(
+        default=200_000,
+        ge=0,
+        description="Org-unit records the intake keeps in memory between batches (0: none); "
+        "they are dropped whenever the registry changes.",
+    )
     relay_batch: int = Field(default=2000, ge=1, description="Outbox rows relayed per round.")
     db_pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL pool size.")
 

@@ -9,9 +9,10 @@ writes the accepted events and every outbox record with set-based statements.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from huibao_contracts.activities import PARTY_DAY_TYPE
 from huibao_platform.outbox import OutboxRecord, enqueue
@@ -30,11 +31,12 @@ class AcceptedEvent:
 
     event: ParsedEvent
     received: dt.datetime
+    data: dict[str, Any]
+    """The payload as JSON (what is stored and published)."""
 
 
 def _bucket(text: str) -> int:
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return _LOCK_BASE + int.from_bytes(digest, "big") % LOCK_BUCKETS
+    return _LOCK_BASE + zlib.crc32(text.encode()) % LOCK_BUCKETS
 
 
 async def lock(conn: Conn, events: Sequence[ParsedEvent]) -> None:
@@ -57,14 +59,13 @@ async def load_state(conn: Executor, events: Sequence[ParsedEvent]) -> IntakeSta
         return state
     rows = await conn.fetch(
         "SELECT s.source, s.id FROM reporting.events_seen s"
-        " JOIN unnest($1::text[], $2::text[]) AS k(source, id) USING (source, id)",
-        [e.envelope.source for e in events],
-        [e.envelope.id for e in events],
+        " JOIN json_to_recordset($1::json) AS k(source text, id text) USING (source, id)",
+        [{"source": e.envelope.source, "id": e.envelope.id} for e in events],
     )
     state.seen = {(r["source"], r["id"]) for r in rows}
     rows = await conn.fetch(
         "SELECT activity_id, type, unit, revision, month, retracted FROM reporting.activities"
-        " WHERE activity_id = ANY($1::text[])",
+        " WHERE activity_id IN (SELECT json_array_elements_text($1::json))",
         list({e.payload.activity_id for e in events}),
     )
     state.activities = {
@@ -77,28 +78,33 @@ async def load_state(conn: Executor, events: Sequence[ParsedEvent]) -> IntakeSta
     if slots:
         rows = await conn.fetch(
             "SELECT a.unit, a.month, a.activity_id FROM reporting.activities a"
-            " JOIN unnest($1::text[], $2::date[]) AS k(unit, month) USING (unit, month)"
-            " WHERE a.type = $3 AND NOT a.retracted",
-            [s[0] for s in slots],
-            [s[1] for s in slots],
+            " JOIN json_to_recordset($1::json) AS k(unit text, month date) USING (unit, month)"
+            " WHERE a.type = $2 AND NOT a.retracted",
+            [{"unit": unit, "month": month} for unit, month in slots],
             PARTY_DAY_TYPE,
         )
         state.party_days = {(r["unit"], r["month"]): r["activity_id"] for r in rows}
     return state
 
 
+# Batches travel as one JSON document per statement (json_to_recordset) rather than one
+# array per column: asyncpg checks every element of an array parameter in Python, which
+# cost more than the rest of the statement.
 _INSERT_SEEN = """
 INSERT INTO reporting.events_seen (source, id, activity_id, channel, received_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+SELECT source, id, activity_id, $2, received_at FROM json_to_recordset($1::json)
+    AS v(source text, id text, activity_id text, received_at timestamptz)
 ON CONFLICT DO NOTHING
 """
 
 _UPSERT_ACTIVITIES = """
 INSERT INTO reporting.activities (activity_id, type, unit, revision, date, month, retracted,
     source, event_id, time, received_at, first_received_at, data)
-SELECT a, t, u, r, d, m, x, s, i, tm, rc, rc, dt FROM unnest($1::text[], $2::text[], $3::text[],
-    $4::int[], $5::date[], $6::date[], $7::bool[], $8::text[], $9::text[], $10::timestamptz[],
-    $11::timestamptz[], $12::jsonb[]) AS v(a, t, u, r, d, m, x, s, i, tm, rc, dt)
+SELECT activity_id, type, unit, revision, date, month, retracted, source, event_id, time,
+    received_at, received_at, data
+FROM json_to_recordset($1::json) AS v(activity_id text, type text, unit text, revision int,
+    date date, month date, retracted bool, source text, event_id text, time timestamptz,
+    received_at timestamptz, data jsonb)
 ON CONFLICT (activity_id) DO UPDATE SET revision = EXCLUDED.revision, date = EXCLUDED.date,
     month = EXCLUDED.month, retracted = EXCLUDED.retracted, source = EXCLUDED.source,
     event_id = EXCLUDED.event_id, time = EXCLUDED.time, received_at = EXCLUDED.received_at,
@@ -117,29 +123,37 @@ async def store(
     if accepted:
         await conn.execute(
             _INSERT_SEEN,
-            [a.event.envelope.source for a in accepted],
-            [a.event.envelope.id for a in accepted],
-            [a.event.payload.activity_id for a in accepted],
-            [channel] * len(accepted),
-            [a.received for a in accepted],
+            [
+                {
+                    "source": a.event.envelope.source,
+                    "id": a.event.envelope.id,
+                    "activity_id": a.event.payload.activity_id,
+                    "received_at": a.received,
+                }
+                for a in accepted
+            ],
+            channel,
         )
         latest: dict[str, AcceptedEvent] = {}
         for a in accepted:
             latest[a.event.payload.activity_id] = a
-        rows = list(latest.values())
-        await conn.execute(
-            _UPSERT_ACTIVITIES,
-            [a.event.payload.activity_id for a in rows],
-            [a.event.envelope.type for a in rows],
-            [a.event.subject for a in rows],
-            [a.event.payload.revision for a in rows],
-            [a.event.payload.date for a in rows],
-            [a.event.month for a in rows],
-            [a.event.payload.retracted for a in rows],
-            [a.event.envelope.source for a in rows],
-            [a.event.envelope.id for a in rows],
-            [a.event.envelope.time for a in rows],
-            [a.received for a in rows],
-            [a.event.payload.model_dump(mode="json") for a in rows],
-        )
+        await conn.execute(_UPSERT_ACTIVITIES, [_activity_row(a) for a in latest.values()])
     await enqueue(conn, SCHEMA, records)
+
+
+def _activity_row(a: AcceptedEvent) -> dict[str, Any]:
+    e, p = a.event, a.event.payload
+    return {
+        "activity_id": p.activity_id,
+        "type": e.envelope.type,
+        "unit": e.subject,
+        "revision": p.revision,
+        "date": p.date,
+        "month": e.month,
+        "retracted": p.retracted,
+        "source": e.envelope.source,
+        "event_id": e.envelope.id,
+        "time": e.envelope.time,
+        "received_at": a.received,
+        "data": a.data,
+    }

@@ -30,7 +30,9 @@ CE_ATTRIBUTES = (
 
 
 def _headers(raw: Sequence[tuple[str, bytes | None]] | None) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), (v or b"").decode("utf-8", "replace")) for k, v in raw or ())
+    if not raw:
+        return ()
+    return tuple([(str(k), v.decode("utf-8", "replace") if v else "") for k, v in raw])
 
 
 def submission_from_record(

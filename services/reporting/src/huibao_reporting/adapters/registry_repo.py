@@ -91,6 +91,12 @@ async def load_view(
     return RegistryView(_record(r) for r in rows)
 
 
+async def version(conn: Executor) -> int:
+    """The registry's version: it grows with every committed registry write."""
+    value = await conn.fetchval("SELECT version FROM reporting.registry_version")
+    return int(value or 0)
+
+
 async def lock_registry(conn: Conn) -> None:
     """Serialise registry writers until the end of the caller's transaction."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTRY_LOCK)
@@ -108,6 +114,7 @@ async def store_changes(conn: Conn, changes: Sequence[Change]) -> list[OrgUnitCh
     if not changes:
         return []
     seqs = await _next_seqs(conn, len(changes))
+    await conn.execute("UPDATE reporting.registry_version SET version = version + 1")
     published = [
         OrgUnitChange(
             seq=seq,

@@ -118,6 +118,15 @@ def nul_path(value: Any, path: str = "") -> str | None:
     JSON allows `\\u0000` but no text column or jsonb value in PostgreSQL can hold it, and no
     report needs it: such events are refused by name instead of failing at storage.
     """
+    try:  # a cheap first look: JSON text always escapes U+0000
+        if b"\\u0000" not in orjson.dumps(value):
+            return None
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: look at every text
+        pass
+    return _nul_path(value, path)
+
+
+def _nul_path(value: Any, path: str) -> str | None:
     if isinstance(value, str):
         return (path or "event") if "\x00" in value else None
     if isinstance(value, dict):
@@ -125,11 +134,11 @@ def nul_path(value: Any, path: str = "") -> str | None:
             here = f"{path}.{k}" if path else str(k)
             if "\x00" in str(k):
                 return here
-            if (found := nul_path(v, here)) is not None:
+            if (found := _nul_path(v, here)) is not None:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            if (found := nul_path(v, f"{path}.{i}" if path else str(i))) is not None:
+            if (found := _nul_path(v, f"{path}.{i}" if path else str(i))) is not None:
                 return found
     return None
 
@@ -173,10 +182,13 @@ def parse_event(body: Any) -> ParsedEvent | list[FieldError]:
     return ParsedEvent(envelope, payload)
 
 
-def normalised(event: ParsedEvent, received: dt.datetime) -> dict[str, Any]:
+def normalised(
+    event: ParsedEvent, received: dt.datetime, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The structured CloudEvent published on `huibao.activity.accepted`: the integrator's
-    envelope, `data` normalised by the payload model, and the `huibaoreceived` extension."""
+    envelope, `data` normalised by the payload model (pass it when already dumped), and the
+    `huibaoreceived` extension."""
     out = event.envelope.model_dump(mode="json", exclude_none=True, exclude={"data"})
-    out["data"] = event.payload.model_dump(mode="json")
+    out["data"] = event.payload.model_dump(mode="json") if data is None else data
     out["huibaoreceived"] = received.isoformat()
     return out

@@ -1,14 +1,14 @@
 """The one intake use case, shared by HTTP and Kafka: validate, decide, store, publish.
 
-A batch is validated in memory, checked against the registry with one query, then decided
-and stored in one PostgreSQL transaction together with its outbox records: accepted events
-for `huibao.activity.accepted`, refused ones for `huibao.activity.rejected`. When `submit`
+A batch is validated in memory, checked against the registry (unit records are cached until
+the registry changes: adapters/registry_cache.py), then decided and stored in one
+PostgreSQL transaction together with its outbox records: accepted events for
+`huibao.activity.accepted`, refused ones for `huibao.activity.rejected`. When `submit`
 returns, every accepted event is durable.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,8 @@ from huibao_contracts.rejects import FieldError
 from huibao_platform import metrics
 from huibao_platform.clock import Clock
 from huibao_platform.outbox import OutboxRecord
-from huibao_reporting.adapters import intake_repo, registry_repo
+from huibao_reporting.adapters import intake_repo
+from huibao_reporting.adapters.registry_cache import RegistryCache
 from huibao_reporting.adapters.storage import storage_errors
 from huibao_reporting.domain.checks import IntakeRules, check_event
 from huibao_reporting.domain.decisions import Status, decide
@@ -59,11 +60,13 @@ class Intake:
         clock: Clock,
         rules: IntakeRules,
         on_commit: Callable[[], None] = lambda: None,
+        registry: RegistryCache | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._rules = rules
         self._on_commit = on_commit
+        self.registry = registry or RegistryCache()
 
     async def submit(
         self,
@@ -88,8 +91,8 @@ class Intake:
         now = self._clock.now()
         async with storage_errors():
             if parsed:
-                view = await registry_repo.load_view(
-                    self._pool, {e.subject for e in parsed.values()}, ancestors=scope is not None
+                view = await self.registry.view(
+                    self._pool, [e.subject for e in parsed.values()], ancestors=scope is not None
                 )
                 for i, e in list(parsed.items()):
                     if errors := check_event(e, view, now, self._rules, scope):
@@ -117,28 +120,30 @@ class Intake:
             received = self._clock.now()
             await intake_repo.lock(conn, list(parsed.values()))
             state = await intake_repo.load_state(conn, list(parsed.values()))
-            accepted: list[intake_repo.AcceptedEvent] = []
+            accepted: dict[int, intake_repo.AcceptedEvent] = {}
             records: list[OutboxRecord] = []
             for i, e in parsed.items():
                 results[i].status, results[i].errors = decide(e, state)
                 if results[i].status is Status.ACCEPTED:
-                    accepted.append(intake_repo.AcceptedEvent(e, received))
+                    data = e.payload.model_dump(mode="json")
+                    accepted[i] = intake_repo.AcceptedEvent(e, received, data)
             for i, r in enumerate(results):
                 if r.status is Status.ACCEPTED:
-                    records.append(accepted_record(parsed[i], received))
+                    records.append(accepted_record(accepted[i]))
                 elif r.status is Status.REJECTED:
                     records.append(rejected_record(submissions[i], r.errors, channel))
-            await intake_repo.store(conn, accepted, channel, records)
+            await intake_repo.store(conn, list(accepted.values()), channel, records)
         if records:
             self._on_commit()
 
 
-def accepted_record(event: ParsedEvent, received: dt.datetime) -> OutboxRecord:
+def accepted_record(accepted: intake_repo.AcceptedEvent) -> OutboxRecord:
     """The `huibao.activity.accepted` record of an accepted event, keyed by its unit."""
+    event = accepted.event
     return OutboxRecord(
         topics.ACTIVITY_ACCEPTED,
         event.subject.encode(),
-        orjson.dumps(normalised(event, received)),
+        orjson.dumps(normalised(event, accepted.received, accepted.data)),
         (("content-type", STRUCTURED_CONTENT_TYPE),),
     )
 
