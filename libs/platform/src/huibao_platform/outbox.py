@@ -15,6 +15,7 @@ import datetime as dt
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import orjson
@@ -23,6 +24,7 @@ from aiokafka.errors import KafkaError
 from asyncpg.pool import PoolConnectionProxy
 
 from huibao_platform import metrics
+from huibao_platform.kafka import CachedPartitioner
 from huibao_platform.logs import get_logger
 
 log = get_logger(__name__)
@@ -96,6 +98,7 @@ class OutboxRelay:
         self._prefix = topic_prefix
         self._wake = asyncio.Event()
         self._lock_id = zlib.crc32(f"huibao-relay-{schema}".encode())
+        self._partitioner = CachedPartitioner()
         self.is_leader = False
 
     def kick(self) -> None:
@@ -160,16 +163,35 @@ class OutboxRelay:
             metrics.RELAY_PUBLISHED.inc(len(rows))
 
     async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
-        futures = []
+        """Publish `rows` as one record batch per partition (in seq order within each).
+
+        Building the batches here, with the producer's key → partition rule, skips
+        aiokafka's per-record `send` (a future, a metadata lookup and a partitioner call
+        per record), which cost more CPU than everything else the relay does.
+        """
+        open_batches: dict[tuple[str, int], Any] = {}
+        partitions: dict[str, list[int]] = {}
+        sent = []
         for r in rows:
+            topic = self._prefix + r["topic"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            every = partitions[topic]
+            partition = self._partitioner(r["key"], every, every)
             headers = [(k, v.encode()) for k, v in r["headers"]]
-            futures.append(
-                await self._producer.send(
-                    self._prefix + r["topic"], value=r["value"], key=r["key"], headers=headers
-                )
-            )
+            batch = open_batches.get((topic, partition))
+            if batch is None:
+                batch = open_batches[(topic, partition)] = self._producer.create_batch()
+            while (
+                batch.append(key=r["key"], value=r["value"], timestamp=None, headers=headers)
+                is None
+            ):
+                sent.append(await self._producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[(topic, partition)] = self._producer.create_batch()
+        for (topic, partition), batch in open_batches.items():
+            sent.append(await self._producer.send_batch(batch, topic, partition=partition))
         async with asyncio.timeout(30):
-            await asyncio.gather(*futures)
+            await asyncio.gather(*sent)
 
     async def _update_backlog(self, rows: Sequence[asyncpg.Record]) -> None:
         if not rows:

@@ -2,7 +2,7 @@
 
 `build_app(settings)` returns the FastAPI app. Its lifespan connects to PostgreSQL, installs
 the schema, and starts the Kafka side in the background (topics, the outbox relay, the
-intake consumer), retrying while the broker is away: the HTTP intake keeps accepting into
+intake consumers), retrying while the broker is away: the HTTP intake keeps accepting into
 the outbox meanwhile. On shutdown the consumer stops first, then the relay, the producer
 and the pool.
 """
@@ -72,19 +72,20 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
     delay = 0.5
     while not stop.is_set():
         producer: AIOKafkaProducer = new_producer(settings)
-        broker = (
-            build_broker(settings, lambda: rt.need(rt.intake)) if settings.kafka_intake else None
-        )
+        brokers = [
+            build_broker(settings, lambda: rt.need(rt.intake))
+            for _ in range(settings.kafka_intake_consumers if settings.kafka_intake else 0)
+        ]
         try:
             await ensure_topics(settings)
             await producer.start()
-            if broker is not None:
+            for broker in brokers:
                 await broker.start()
         except (KafkaError, OSError, BrokerUnavailableError) as e:
             log.warning("kafka_start_retry", error=str(e))
             with contextlib.suppress(Exception):
                 await producer.stop()
-            if broker is not None:
+            for broker in brokers:
                 with contextlib.suppress(Exception):
                     await broker.stop()
             with contextlib.suppress(TimeoutError):
@@ -100,9 +101,9 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
         )
         relay_task = asyncio.create_task(rt.relay.run(stop), name="outbox-relay")
         rt.kafka_ready.set()
-        log.info("kafka_started", intake=broker is not None)
+        log.info("kafka_started", intake_consumers=len(brokers))
         await stop.wait()
-        if broker is not None:
+        for broker in brokers:
             await broker.stop()
         await relay_task
         await producer.stop()

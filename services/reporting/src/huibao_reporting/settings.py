@@ -46,6 +46,13 @@ class ReportingSettings(CommonSettings):
     kafka_intake: bool = Field(
         default=True, description="Consume huibao.activity.submitted (off: HTTP intake only)."
     )
+    kafka_intake_consumers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Kafka intake consumers in this process (one group: they share the "
+        "partitions); while one waits for PostgreSQL another validates its batch.",
+    )
     kafka_batch_records: int = Field(
         default=1000, ge=1, le=10_000, description="Most records the Kafka intake takes at once."
     )
