@@ -159,6 +159,20 @@ class MemorySampler:
                     total += psutil.Process(pid).memory_info().rss
             self.peak[label] = max(self.peak.get(label, 0.0), total / (1 << 20))
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each watched group, and by this process."""
+        out: dict[str, float] = {}
+        for label, pids in self._groups.items():
+            total = 0.0
+            for pid in pids():
+                with contextlib.suppress(psutil.Error):
+                    t = psutil.Process(pid).cpu_times()
+                    total += t.user + t.system
+            out[label] = total
+        own = psutil.Process().cpu_times()
+        out["benchmark (producer, pollers)"] = own.user + own.system
+        return out
+
     async def _run(self) -> None:
         while True:
             self.sample()
@@ -297,14 +311,34 @@ async def load_tree(
 # --- phase 1: the city ---------------------------------------------------------------------------
 
 
+def cpu_per_event(
+    before: dict[str, float], after: dict[str, float], events: int, prefix: str
+) -> dict[str, float]:
+    """CPU µs per event of each process group between two `cpu_seconds` snapshots."""
+    out = {
+        k.removeprefix(prefix): round((after[k] - before.get(k, 0.0)) / events * 1e6, 1)
+        for k in after
+        if k in before and k.startswith((prefix, "benchmark"))
+    }
+    out["total"] = round(sum(out.values()), 1)
+    return out
+
+
 async def throughput(
-    http: httpx.AsyncClient, stack: EmbeddedStack, tree: Tree, work: Workload, within: float
+    http: httpx.AsyncClient,
+    stack: EmbeddedStack,
+    tree: Tree,
+    work: Workload,
+    within: float,
+    sampler: MemorySampler,
+    prefix: str,
 ) -> dict[str, Any]:
     roll = stack.urls["rollup"]
     records = serialise(work.events)
     want = {m: work.expected.of(tree.root, m) for m in work.months}
     producer = await new_producer(stack.bootstrap_servers)
     say(f"throughput: producing {len(records)} events onto {topics.ACTIVITY_SUBMITTED}")
+    cpu_before = sampler.cpu_seconds()
     started = time.perf_counter()
     try:
         await produce_all(producer, records)
@@ -322,8 +356,12 @@ async def throughput(
     except BenchError as e:
         result["error"] = str(e)
     elapsed = time.perf_counter() - started
+    cpu = cpu_per_event(cpu_before, sampler.cpu_seconds(), len(records), prefix)
     result["elapsed_s"] = round(elapsed, 2)
     result["events_per_s"] = round(len(records) / elapsed)
+    result["cpu_us_per_event"] = cpu
+    # every part shares the machine's cores: the rate their CPU alone would allow
+    result["cpu_bound_events_per_s"] = round((os.cpu_count() or 1) * 1e6 / cpu["total"])
     # exactness, at the end: the city and every county, every month
     mismatches = []
     nodes = [tree.root, *tree.of_level("county")]
@@ -647,7 +685,7 @@ async def city_phase(  # noqa: PLR0915
         async with httpx.AsyncClient(headers=headers, timeout=120) as http:
             out["city"]["tree_load"] = await load_tree(http, stack, tree, cfg["timeout"])
             say(f"tree loaded: {out['city']['tree_load']}")
-            tp = await throughput(http, stack, tree, work, cfg["timeout"])
+            tp = await throughput(http, stack, tree, work, cfg["timeout"], sampler, "city/")
             out["throughput"] = tp
             say(f"e2e: {tp}")
             raw = await raw_consume(stack.bootstrap_servers, len(work.events), cfg["timeout"])
@@ -808,7 +846,7 @@ async def close_phase(cfg: dict[str, Any], sampler: MemorySampler, out: dict[str
 
             await move("opened", cal.opens_at(month))
             await move("upcoming_reminder (every branch)", cal.upcoming_reminder_at(month))
-            tp = await throughput(http, stack, tree, work, cfg["timeout"])
+            tp = await throughput(http, stack, tree, work, cfg["timeout"], sampler, "national/")
             res["throughput"] = {k: v for k, v in tp.items() if k != "checked"}
             say(f"national e2e: {res['throughput']}")
             await move("overdue_reminder (missing branches)", cal.overdue_reminder_at(month))
@@ -839,7 +877,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def table(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:  # noqa: PLR0912
+def table(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:  # noqa: PLR0912, PLR0915
     rows: list[tuple[str, str, str, str]] = []
 
     def row(name: str, value: Any, target: str = "", ok: bool | None = None) -> None:
@@ -860,6 +898,12 @@ def table(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:  # noqa: PLR0
             "exact",
             tp["exact"],
         )
+        cpu = tp.get("cpu_us_per_event") or {}
+        if cpu:
+            parts = ", ".join(f"{k} {v}" for k, v in cpu.items() if k != "total")
+            row("  CPU µs per event, total", cpu["total"])
+            row(f"    {parts}", "")
+            row("  rate the CPU alone allows, events/s", tp["cpu_bound_events_per_s"])
     if raw:
         row("raw consume, events/s (same broker)", raw["events_per_s"])
         r = raw.get("e2e_over_raw")
