@@ -2,17 +2,19 @@
 
 Runs the real scheduler app in-process (its lifespan, runner, PostgreSQL store, outbox and
 relay) on a manual clock, against a rollup stand-in that serves the documented query API
-over HTTP for a precomputed tree (default 1 city × 20 counties × 25 townships × 200
-branches = 100,000 branches; about 5 % of branches miss each month, 5 % report late).
-The clock is moved one calendar step at a time and each move is timed (`PUT /v1/clock`
-answers once the step has committed), then the time until the relay has published the
-outbox to Kafka. The feedback round is also timed phase by phase (rollup walk, report
-build, storage) by calling the same components directly.
+over HTTP from its own process for a regular tree (default 1 city × 20 counties × 25
+townships × 200 branches = 100,000 branches; about 5 % of branches miss each month, 5 %
+report late). The stand-in derives every unit from its id, so it serves millions of
+branches (`--total 1000000`). The clock is moved one calendar step at a time and each move
+is timed (`PUT /v1/clock` answers once the step has committed), then the time until the
+relay has published the outbox to Kafka; each line also gives the peak RSS of this process
+(the scheduler, its relay and the bench driver) during that step, and the load average.
 
 The stand-in answers from memory, so the walk time is the scheduler's side of the HTTP
 conversation plus a cheap server; against the real rollup add its query time.
 
     .venv/bin/python bench/scheduler_scale.py                       # embedded PostgreSQL + Tansu
+    .venv/bin/python bench/scheduler_scale.py --total 1000000
     .venv/bin/python bench/scheduler_scale.py --branches 7000 --skip-month
     DATABASE_URL=... KAFKA_BOOTSTRAP_SERVERS=... .venv/bin/python bench/scheduler_scale.py
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -48,9 +51,7 @@ from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
 from huibao_platform.clock import ManualClock
 from huibao_platform.logs import configure_logging
-from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.bootstrap import Seams, build_app
-from huibao_scheduler.domain.feedback import build_reports
 from huibao_scheduler.settings import SchedulerSettings
 from huibao_stack.infra import Infrastructure
 
@@ -64,69 +65,134 @@ QUARTERS = ("2030-Q2", "2030-Q3")
 
 
 class Figures:
-    """A tree and every unit's metrics for the months and quarters the bench needs."""
+    """A regular tree and every unit's metrics, computed on demand from the unit ids.
+
+    Units are named by their position (`bx.c3.t4.b5`): nothing per branch is held, so the
+    stand-in serves a tree of millions of branches. A branch's month is drawn from a hash of
+    its id and the month; the figures of the counties, townships and the city are summed once
+    at start for the months the bench reads.
+    """
 
     def __init__(self, counties: int, townships: int, branches: int) -> None:
-        self.units: dict[str, dict[str, Any]] = {}
-        self.kids: dict[str, list[str]] = {}
+        self.counties, self.townships, self.branches = counties, townships, branches
         self.root = "bx"
-        self._add("bx", "示范市", "city", None)
-        for c in range(1, counties + 1):
-            cid = f"bx.c{c}"
-            self._add(cid, f"第{c}县", "county", "bx")
-            for t in range(1, townships + 1):
-                tid = f"{cid}.t{t}"
-                self._add(tid, f"第{c}县第{t}镇", "township", cid)
-                for b in range(1, branches + 1):
-                    self._add(f"{tid}.b{b}", f"第{c}县第{t}镇第{b}村党支部", "branch", tid)
         self.metrics: dict[tuple[str, str], dict[str, float | None]] = {}
         self.missing: dict[str, list[str]] = {m: [] for m in MONTHS}
         for month in MONTHS:
             self._month(month)
         for quarter in QUARTERS:
-            for uid in self.units:
+            for uid in [k for k, p in self.metrics if p == MONTHS[0]]:
                 rows = [self.metrics[(uid, str(m))] for m in Period.parse(quarter).months()]
                 self.metrics[(uid, quarter)] = _rates(_sum(rows))
 
-    def _add(self, uid: str, name: str, level: str, parent: str | None) -> None:
-        path = [*self.units[parent]["path"], uid] if parent else [uid]
-        self.units[uid] = {"id": uid, "name": name, "level": level, "parent": parent, "path": path}
-        if parent:
-            self.kids.setdefault(parent, []).append(uid)
+    @property
+    def total_units(self) -> int:
+        c, t, b = self.counties, self.townships, self.branches
+        return 1 + c + c * t + c * t * b
 
     def _month(self, month: str) -> None:
-        def visit(uid: str) -> dict[str, float | None]:
-            if self.units[uid]["level"] == "branch":
-                roll = zlib.crc32(f"{uid}/{month}".encode()) % 100
-                m: dict[str, float | None] = dict.fromkeys(PUBLIC, 0)
-                m["party_day.expected"] = 1
-                m["orgunits.branches"] = 1
-                m["members.total"] = 30
-                if roll >= 5:
-                    m["party_day.held"] = 1
-                    m["party_day.on_time" if roll >= 10 else "party_day.late"] = 1
-                    m["party_day.attendees"] = 25 + roll % 5
-                    m["lesson.delivered"] = roll % 3
-                else:
-                    self.missing[month].append(uid)
-                out = _rates(m)
-            else:
-                out = _rates(_sum([visit(k) for k in self.kids.get(uid, [])]))
-            self.metrics[(uid, month)] = out
-            return out
+        city: list[dict[str, float | None]] = []
+        for c in range(1, self.counties + 1):
+            cid = f"bx.c{c}"
+            county = []
+            for t in range(1, self.townships + 1):
+                tid = f"{cid}.t{t}"
+                outcomes: dict[int, int] = {}
+                for b in range(1, self.branches + 1):
+                    key = _outcome(f"{tid}.b{b}", month)
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                    if key == 0:
+                        self.missing[month].append(f"{tid}.b{b}")
+                total: dict[str, float | None] = dict.fromkeys(PUBLIC, 0)
+                for key, n in outcomes.items():
+                    for name, value in _MONTH[key][0].items():
+                        if value is not None and name not in _RATES:
+                            total[name] = (total[name] or 0) + n * value
+                self.metrics[(tid, month)] = _rates(total)
+                county.append(self.metrics[(tid, month)])
+            self.metrics[(cid, month)] = _rates(_sum(county))
+            city.append(self.metrics[(cid, month)])
+        self.metrics[(self.root, month)] = _rates(_sum(city))
 
-        visit(self.root)
+    @staticmethod
+    def branch(uid: str, period: str) -> tuple[dict[str, float | None], orjson.Fragment]:
+        """A branch's metrics for a month or a quarter, and their JSON (shared, cached)."""
+        if "Q" not in period:
+            return _MONTH[_outcome(uid, period)]
+        keys = tuple(_outcome(uid, str(m)) for m in Period.parse(period).months())
+        if keys not in _QUARTER:
+            m = _rates(_sum([_MONTH[k][0] for k in keys]))
+            _QUARTER[keys] = (m, orjson.Fragment(orjson.dumps(m)))
+        return _QUARTER[keys]
+
+    def figures(self, uid: str, period: str) -> dict[str, float | None]:
+        if uid.count(".") == 3:
+            return self.branch(uid, period)[0]
+        return self.metrics[(uid, period)]
+
+    def listed(self, uid: str, period: str) -> tuple[dict[str, float | None], Any]:
+        """A unit's metrics and what to put in a listing for them (cached JSON for branches)."""
+        if uid.count(".") == 3:
+            return self.branch(uid, period)
+        m = self.metrics[(uid, period)]
+        return m, m
 
     def node(self, uid: str) -> dict[str, Any]:
-        u = self.units[uid]
-        return {"id": uid, "name": u["name"], "level": u["level"], "parent": u["parent"]}
+        parts = uid.split(".")
+        level = ("city", "county", "township", "branch")[len(parts) - 1]
+        nums = [p[1:] for p in parts[1:]]
+        name = (
+            "示范市"
+            if not nums
+            else "".join(f"第{n}{s}" for n, s in zip(nums, ("县", "镇", "村党支部"), strict=False))
+        )
+        parent = ".".join(parts[:-1]) or None
+        return {"id": uid, "name": name, "level": level, "parent": parent}
+
+    def path(self, uid: str) -> list[str]:
+        parts = uid.split(".")
+        return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+    def kids(self, uid: str) -> list[str]:
+        depth = uid.count(".")
+        if depth == 3:
+            return []
+        n, tag = ((self.counties, "c"), (self.townships, "t"), (self.branches, "b"))[depth]
+        return [f"{uid}.{tag}{i}" for i in range(1, n + 1)]
+
+
+_RATES = ("party_day.attendance_rate", "feedback.resolution_rate")
+
+
+def _outcome(uid: str, month: str) -> int:
+    """A branch's month, drawn from a hash: 0 missing, 5-9 late, 10-24 on time (with the
+    attendance and lessons the roll gives)."""
+    roll = zlib.crc32(f"{uid}/{month}".encode()) % 100
+    return 0 if roll < 5 else roll if roll < 10 else 10 + roll % 15
+
+
+def _month_of(key: int) -> dict[str, float | None]:
+    m: dict[str, float | None] = dict.fromkeys(PUBLIC, 0)
+    m["party_day.expected"] = 1
+    m["orgunits.branches"] = 1
+    m["members.total"] = 30
+    if key:
+        m["party_day.held"] = 1
+        m["party_day.on_time" if key >= 10 else "party_day.late"] = 1
+        m["party_day.attendees"] = 25 + key % 5
+        m["lesson.delivered"] = key % 3
+    return _rates(m)
+
+
+def _fragment(m: dict[str, float | None]) -> tuple[dict[str, float | None], orjson.Fragment]:
+    return m, orjson.Fragment(orjson.dumps(m))
 
 
 def _sum(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
     out: dict[str, float | None] = dict.fromkeys(PUBLIC, 0)
     for r in rows:
         for k, v in r.items():
-            if v is not None and k not in ("party_day.attendance_rate", "feedback.resolution_rate"):
+            if v is not None and k not in _RATES:
                 out[k] = (out[k] or 0) + v
     return out
 
@@ -137,6 +203,10 @@ def _rates(m: dict[str, float | None]) -> dict[str, float | None]:
     m["party_day.attendance_rate"] = round(attendees / members, 6) if members else None
     m["feedback.resolution_rate"] = None
     return m
+
+
+_MONTH = {k: _fragment(_month_of(k)) for k in (0, *range(5, 25))}
+_QUARTER: dict[tuple[int, ...], tuple[dict[str, float | None], orjson.Fragment]] = {}
 
 
 def _json(body: Any) -> Response:
@@ -151,22 +221,17 @@ def stand_in(f: Figures) -> Starlette:
 
     async def summary(request: Request) -> Response:
         uid, period = request.path_params["uid"], request.query_params["period"]
-        return _json({"node": f.node(uid), "period": period, "metrics": f.metrics[(uid, period)]})
+        return _json({"node": f.node(uid), "period": period, "metrics": f.figures(uid, period)})
 
     async def children(request: Request) -> Response:
         uid, q = request.path_params["uid"], request.query_params
         period, metric = q["period"], q["metric"]
         limit, offset = int(q.get("limit", 100)), int(q.get("offset", 0))
-        kids = f.kids.get(uid, [])
-        items = [
-            {
-                **f.node(k),
-                "value": f.metrics[(k, period)][metric],
-                "rank": 1,
-                "metrics": f.metrics[(k, period)],
-            }
-            for k in kids[offset : offset + limit]
-        ]
+        kids = f.kids(uid)
+        items = []
+        for k in kids[offset : offset + limit]:
+            m, listed = f.listed(k, period)
+            items.append({**f.node(k), "value": m[metric], "rank": 1, "metrics": listed})
         return _json(
             {
                 "node": f.node(uid),
@@ -183,13 +248,12 @@ def stand_in(f: Figures) -> Starlette:
         uid, q = request.path_params["uid"], request.query_params
         period = q["period"]
         limit, offset = int(q.get("limit", 100)), int(q.get("offset", 0))
-        missing = [b for b in f.missing[period] if uid in f.units[b]["path"]]
-        m = f.metrics[(uid, period)]
+        missing = [b for b in f.missing[period] if b.startswith(f"{uid}.")]
+        m = f.figures(uid, period)
         page = [
-            {"id": b, "name": f.units[b]["name"], "parent": f.units[b]["parent"],
-             "path": f.units[b]["path"]}
+            {"id": b, "name": f.node(b)["name"], "parent": f.node(b)["parent"], "path": f.path(b)}
             for b in missing[offset : offset + limit]
-        ]  # fmt: skip
+        ]
         return _json(
             {
                 "node": f.node(uid),
@@ -227,31 +291,72 @@ def free_port() -> int:
         return port
 
 
+def serve_forever(args: argparse.Namespace) -> None:
+    """The stand-in's own process (`--serve PORT`): build the figures, then serve them."""
+    f = Figures(args.counties, args.townships, args.branches)
+    uvicorn.run(stand_in(f), host="127.0.0.1", port=args.serve, log_config=None, access_log=False)
+
+
 @asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
+async def serve(args: argparse.Namespace) -> AsyncIterator[str]:
+    """Run the stand-in in a child process (its memory is not the scheduler's); yields its URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
-        await asyncio.sleep(0.02)
+    shape = ["--counties", str(args.counties), "--townships", str(args.townships)]
+    shape += ["--branches", str(args.branches)]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", str(port), *shape
+    )
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url) as probe:
+            while True:
+                if child.returncode is not None:
+                    raise RuntimeError(f"the stand-in exited with {child.returncode}")
+                try:
+                    if (await probe.get("/v1/roots")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.2)
+        yield url
     finally:
-        server.should_exit = True
-        await task
+        if child.returncode is None:
+            child.terminate()
+            await child.wait()
 
 
-# --- timing ----------------------------------------------------------------------------------
+# --- timing and memory -----------------------------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mib() -> float:
+    """This process's peak RSS since the last `reset_peak` (VmHWM), MiB."""
+    return _status_kib("VmHWM") / 1024
 
 
 @contextmanager
-def timed(label: str, figures: dict[str, float]) -> Iterator[None]:
+def timed(label: str, figures: dict[str, float], peaks: dict[str, float]) -> Iterator[None]:
+    reset_peak()
     start, cpu = time.perf_counter(), time.process_time()
     yield
     figures[label] = time.perf_counter() - start
+    peaks[label] = peak_mib()
     used = time.process_time() - cpu
-    sys.stdout.write(f"  {label:<44} {figures[label]:8.2f} s  (this process's CPU {used:.2f} s)\n")
+    sys.stdout.write(
+        f"  {label:<44} {figures[label]:8.2f} s  (this process's CPU {used:.2f} s,"
+        f" peak RSS {peaks[label]:.0f} MiB, load {os.getloadavg()[0]:.2f})\n"
+    )
     sys.stdout.flush()
 
 
@@ -275,29 +380,13 @@ async def move(client: httpx.AsyncClient, to: dt.datetime) -> list[str]:
     return [f"{t['period']}:{t['step']}" for t in body["transitions"]]
 
 
-async def phases(f: Figures, rollup_url: str, figures: dict[str, float]) -> None:
-    """The feedback round phase by phase (no PostgreSQL): walk, build."""
-    client = RollupClient(rollup_url, ADMIN, page_size=1000, concurrency=8)
-    quarter = Period.parse("2030-Q3")
-    periods = [str(quarter), str(quarter.previous()), *(str(m) for m in quarter.months())]
-    try:
-        with timed("feedback: rollup walk (5 periods)", figures):
-            tree = await client.walk(await client.roots(), periods)
-    finally:
-        await client.aclose()
-    with timed("feedback: build reports", figures):
-        reports = build_reports(tree, quarter, dt.datetime(2030, 10, 10, tzinfo=SH))
-    sys.stdout.write(f"  ({len(reports):,} reports)\n")
-
-
-async def run(args: argparse.Namespace) -> dict[str, float]:
+async def run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
     figures: dict[str, float] = {}
-    t0 = time.perf_counter()
-    f = Figures(args.counties, args.townships, args.branches)
-    n = sum(1 for u in f.units.values() if u["level"] == "branch")
+    peaks: dict[str, float] = {}
+    c, t, b = args.counties, args.townships, args.branches
     sys.stdout.write(
-        f"tree: {len(f.units):,} units, {n:,} branches (stand-in built in"
-        f" {time.perf_counter() - t0:.1f} s)\n"
+        f"tree: {1 + c + c * t + c * t * b:,} units, {c * t * b:,} branches"
+        f" ({c} counties x {t} townships x {b} branches); load {os.getloadavg()}\n"
     )
     run_dir = Path(tempfile.mkdtemp(prefix="huibao-bench-"))
     infra = Infrastructure(
@@ -308,8 +397,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     await infra.start()
     try:
         url = await infra.fresh_database("scheduler_bench")
-        async with serve(stand_in(f)) as rollup_url:
-            await phases(f, rollup_url, figures)
+        t0 = time.perf_counter()
+        async with serve(args) as rollup_url:
+            sys.stdout.write(f"stand-in ready in {time.perf_counter() - t0:.1f} s\n")
             settings = SchedulerSettings(
                 DATABASE_URL=url,
                 KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
@@ -330,18 +420,20 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                     transport=transport,
                     base_url="http://scheduler",
                     headers={"Authorization": f"Bearer {ADMIN}"},
-                    timeout=600,
+                    timeout=3600,
                 ) as client:
                     if not args.skip_month:
-                        await month(client, url, figures)
-                    await feedback(client, url, figures)
+                        await month(client, url, figures, peaks)
+                    await feedback(client, url, figures, peaks)
     finally:
         await infra.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
-    return figures
+    return figures, peaks
 
 
-async def month(client: httpx.AsyncClient, url: str, figures: dict[str, float]) -> None:
+async def month(
+    client: httpx.AsyncClient, url: str, figures: dict[str, float], peaks: dict[str, float]
+) -> None:
     """July 2030, step by step (the clock moves to each step's due instant)."""
     sys.stdout.write("monthly Party Day cycle 2030-07:\n")
     await move(client, dt.datetime(2030, 7, 1, tzinfo=SH))
@@ -353,23 +445,24 @@ async def month(client: httpx.AsyncClient, url: str, figures: dict[str, float]) 
         ("close + dispatch (counties, city)", dt.datetime(2030, 8, 8, tzinfo=SH)),
     )
     for label, to in steps:
-        with timed(label, figures):
+        with timed(label, figures, peaks):
             ran = await move(client, to)
-        with timed("  relayed to Kafka", figures):
+        with timed(f"{label}  relayed to Kafka", figures, peaks):
             await drained(url)
-        figures[f"{label}  relayed to Kafka"] = figures.pop("  relayed to Kafka")
         sys.stdout.write(f"    ran {ran}\n")
 
 
-async def feedback(client: httpx.AsyncClient, url: str, figures: dict[str, float]) -> None:
+async def feedback(
+    client: httpx.AsyncClient, url: str, figures: dict[str, float], peaks: dict[str, float]
+) -> None:
     """Everything up to 2030-10-09 first, then the 2030-Q3 feedback round alone."""
     await move(client, dt.datetime(2030, 10, 9, tzinfo=SH))
     await drained(url)
     sys.stdout.write("quarterly feedback 2030-Q3 (through the runner):\n")
-    with timed("feedback: issued + closed (walk, build, store)", figures):
+    with timed("feedback: issued + closed (walk, build, store)", figures, peaks):
         ran = await move(client, dt.datetime(2030, 10, 10, tzinfo=SH))
     sys.stdout.write(f"    ran {ran}\n")
-    with timed("feedback: relayed to Kafka", figures):
+    with timed("feedback: relayed to Kafka", figures, peaks):
         await drained(url)
     conn = await asyncpg.connect(url)
     try:
@@ -385,13 +478,27 @@ def main() -> int:
     parser.add_argument("--counties", type=int, default=20)
     parser.add_argument("--townships", type=int, default=25, help="per county")
     parser.add_argument("--branches", type=int, default=200, help="per township")
+    parser.add_argument(
+        "--total",
+        type=int,
+        default=None,
+        help="total branches: sets --counties to total / (townships x branches)",
+    )
     parser.add_argument("--skip-month", action="store_true", help="only the feedback round")
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.total is not None:
+        args.counties = max(1, args.total // (args.townships * args.branches))
+    if args.serve is not None:
+        serve_forever(args)
+        return 0
     configure_logging("scheduler-bench", "warning", "console")
-    figures = asyncio.run(run(args))
-    sys.stdout.write("summary (s):\n")
+    figures, peaks = asyncio.run(run(args))
+    sys.stdout.write(f"summary (s, peak RSS of the scheduler's process; load {os.getloadavg()}):\n")
     for label, seconds in figures.items():
-        sys.stdout.write(f"  {label:<60} {seconds:8.2f}\n")
+        sys.stdout.write(f"  {label:<60} {seconds:8.2f} s  {peaks[label]:6.0f} MiB\n")
+    top = max(peaks.values(), default=0.0)
+    sys.stdout.write(f"  peak RSS over the timed steps (VmHWM reset per step): {top:.0f} MiB\n")
     return 0
 
 

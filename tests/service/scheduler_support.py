@@ -27,6 +27,7 @@ class RollupStub:
     """A tree (as `PUT /v1/orgunits` takes it) and its Party Day reports.
 
     `reports[(branch, month)]` is `'on_time'` or `'late'`; `lessons[(branch, month)]` a count.
+    `fail_after = n` lets n more calls through, then fails every one (503) until reset.
     """
 
     units: list[dict[str, Any]]
@@ -34,6 +35,7 @@ class RollupStub:
     lessons: dict[tuple[str, str], int] = field(default_factory=dict)
     fail: bool = False
     calls: int = 0
+    fail_after: int | None = None
 
     def __post_init__(self) -> None:
         self.by_id = {u["id"]: u for u in self.units}
@@ -82,6 +84,10 @@ class RollupStub:
 
         def check(unit: str | None = None) -> None:
             self.calls += 1
+            if self.fail_after is not None:
+                if self.fail_after <= 0:
+                    raise HTTPException(503, "stub failing from now on")
+                self.fail_after -= 1
             if self.fail:
                 raise HTTPException(503, "stub failing")
             if unit is not None and unit not in self.by_id:

@@ -60,6 +60,10 @@ def small_tree() -> Tree:
     return tree
 
 
+def by_period(tree: Tree, unit: str) -> dict[str, dict[str, float | None]]:
+    return {p: dict(m) for (u, p), m in tree.figures.items() if u == unit}
+
+
 def test_competition_ranking_shares_ties_and_leaves_none_unranked() -> None:
     assert competition_ranks({"a": 5, "b": 7, "c": 5, "d": 1, "e": None}) == {
         "b": 1,
@@ -81,7 +85,7 @@ def test_change_is_current_minus_previous_or_none() -> None:
 def test_child_figures_and_attention_worst_first() -> None:
     tree = small_tree()
     months = Q3.months()
-    kids = [child_figures(tree, tree.units[b], months) for b in ("b1", "b2", "b3")]
+    kids = [child_figures(tree.units[b], by_period(tree, b), months) for b in ("b1", "b2", "b3")]
     assert [(k.id, k.on_time, k.late, k.missing) for k in kids] == [
         ("b1", 3, 0, 0),
         ("b2", 0, 0, 3),

@@ -22,6 +22,7 @@ from huibao_platform.clock import Clock, ManualClock, SystemClock
 from huibao_platform.http import error_body, install_common, principal_dependency
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay
+from huibao_scheduler.adapters.issued import IssuedStore
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.adapters.store import SCHEMA, ClaimHook, CycleStore, install_schema
 from huibao_scheduler.domain.plan import PlannedStep
@@ -138,11 +139,13 @@ def build_app(
         wired.store = CycleStore(pool, seams.replica, on_claimed)
         wired.runner = CycleRunner(
             store=wired.store,
-            effects=EffectGatherer(rollup, settings.calendar),
+            issued=IssuedStore(pool),
+            effects=EffectGatherer(rollup, settings.calendar, workers=settings.walk_workers),
             rules=settings.calendar,
             clock=the_clock,
             default_first_month=settings.first_month,
             on_committed=relay.kick,
+            chunk=settings.issue_chunk,
         )
         app.state.runner = wired.runner
         await wired.runner.first_month()  # fixed from the clock at start, before any move

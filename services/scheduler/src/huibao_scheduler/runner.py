@@ -5,9 +5,9 @@ clock move answers with exactly the transitions it caused. Across processes a le
 two replicas from working on one cycle at once, and the store's transaction decides who
 runs a step; the loser skips it silently (it runs at a later tick if the winner died).
 
-The quarterly feedback is issued in chunks before its step commits (see
-`CycleStore.issue_feedback`): each report is stored and published exactly once, and the
-transition follows the last chunk.
+The per-unit effects (every branch's reminder, the quarterly feedback) are issued in chunks
+while the step's walk goes on, before the step commits (see `issuing.Issuer`): each is
+stored and published exactly once, keyed by unit, and the transition follows the last chunk.
 """
 
 from __future__ import annotations
@@ -19,22 +19,20 @@ from dataclasses import dataclass, field
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
-from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.periods import Period
 from huibao_platform import metrics
 from huibao_platform.clock import Clock
 from huibao_platform.logs import get_logger
 from huibao_scheduler.adapters import publisher
-from huibao_scheduler.adapters.store import CycleRow, CycleStore, IssuedFeedback
+from huibao_scheduler.adapters.issued import IssuedStore
+from huibao_scheduler.adapters.store import CycleRow, CycleStore
 from huibao_scheduler.domain.machine import due_across, is_skipped, next_step, transition
 from huibao_scheduler.domain.plan import PlannedStep, cycles_until, plan_for
 from huibao_scheduler.effects import EffectGatherer, Effects
 from huibao_scheduler.errors import CycleClosedError, SchedulerError, StepConflictError
+from huibao_scheduler.issuing import CHUNK, Issuer
 
 log = get_logger(__name__)
-
-FEEDBACK_CHUNK = 5000
-"""Reports per feedback transaction."""
 
 
 @dataclass(slots=True)
@@ -54,18 +52,22 @@ class CycleRunner:
         self,
         *,
         store: CycleStore,
+        issued: IssuedStore,
         effects: EffectGatherer,
         rules: CalendarRules,
         clock: Clock,
         default_first_month: Callable[[dt.datetime], Period],
         on_committed: Callable[[], None] = lambda: None,
+        chunk: int = CHUNK,
     ) -> None:
         self._store = store
+        self._issued = issued
         self._effects = effects
         self._rules = rules
         self.clock = clock
         self._default_first = default_first_month
         self._on_committed = on_committed
+        self._chunk = chunk
         self._first: Period | None = None
         self.lock = asyncio.Lock()
 
@@ -152,8 +154,16 @@ class CycleRunner:
 
     async def _run_leased(self, step: PlannedStep, now: dt.datetime) -> CycleTransition | None:
         done = transition(step, now)
-        effects = Effects() if is_skipped(step, now) else await self._effects.gather(step, now)
-        issued = await self._issue(str(step.period), effects) if effects.feedback else 0
+        issuer = Issuer(self._issued, step, now, chunk=self._chunk, on_written=self._on_committed)
+        if is_skipped(step, now):
+            effects = Effects()
+        else:
+            try:
+                effects = await self._effects.gather(step, now, issuer)
+            except BaseException:
+                await issuer.discard()
+                raise
+        issued = await issuer.close()
         records = [publisher.transition_record(done)]
         records += [
             publisher.notification_record(n, step.step.value, now) for n in effects.notifications
@@ -166,6 +176,7 @@ class CycleRunner:
         if not committed:
             return None
         self._on_committed()
+        await self._issued.forget()
         for n in effects.notifications:
             metrics.NOTIFICATIONS.labels(n.kind.value).inc()
         log.info(
@@ -175,37 +186,13 @@ class CycleRunner:
             step=step.step,
             state=done.state,
             skipped=done.skipped,
-            notifications=len(effects.notifications),
-            feedback=len(effects.feedback),
-            feedback_new=issued,
+            notifications=len(effects.notifications) + issued.notifications,
+            notifications_new=len(effects.notifications) + issued.notifications_new,
+            feedback=issued.feedback,
+            feedback_new=issued.feedback_new,
             due_at=step.due_at.isoformat(),
         )
         return done
-
-    async def _issue(self, quarter: str, effects: Effects) -> int:
-        """Store and enqueue every report, chunk by chunk; answers how many were new.
-
-        Encoding the next chunk overlaps with PostgreSQL writing the previous one.
-        """
-        reports = effects.feedback
-        new = 0
-        writing: asyncio.Task[int] | None = None
-        try:
-            for start in range(0, len(reports), FEEDBACK_CHUNK):
-                rows = [_issued(r, path) for r, path in reports[start : start + FEEDBACK_CHUNK]]
-                if writing is not None:
-                    new += await writing
-                writing = asyncio.create_task(self._store.issue_feedback(quarter, rows))
-                await asyncio.sleep(0)  # let the write start before encoding the next chunk
-                self._on_committed()
-            if writing is not None:
-                new += await writing
-                writing = None
-        finally:
-            if writing is not None:
-                writing.cancel()
-        self._on_committed()
-        return new
 
     async def _update_state_gauge(self) -> None:
         latest: dict[CycleKind, CycleRow] = {}
@@ -215,16 +202,3 @@ class CycleRunner:
         for kind, row in latest.items():
             for state in CycleState:
                 metrics.CYCLE_STATE.labels(kind.value, state.value).set(int(state is row.state))
-
-
-def _issued(report: FeedbackReport, path: tuple[str, ...]) -> IssuedFeedback:
-    data = publisher.feedback_json(report)
-    return IssuedFeedback(
-        unit=report.unit,
-        parent=report.parent,
-        level=report.level,
-        path=path,
-        issued_at=report.issued_at,
-        report_json=data,
-        record=publisher.feedback_record(report, data),
-    )

@@ -44,3 +44,15 @@ CREATE TABLE IF NOT EXISTS scheduler.feedback (
     issued_at timestamptz NOT NULL,
     PRIMARY KEY (quarter, unit)
 );
+
+-- Who a step has notified so far: the per-unit steps (every branch's reminder) issue their
+-- notifications in chunks before the step commits, each chunk in one transaction with its
+-- outbox rows, so a step rerun after a crash notifies nobody twice. Rows of a committed
+-- step are deleted (its row in `steps` keeps it from ever running again).
+CREATE TABLE IF NOT EXISTS scheduler.notified (
+    kind   text NOT NULL,
+    period text NOT NULL,
+    step   text NOT NULL,
+    unit   text NOT NULL,
+    PRIMARY KEY (kind, period, step, unit)
+);

@@ -46,6 +46,24 @@ class SchedulerSettings(CommonSettings):
         default=8, ge=1, le=128, description="Rollup queries in flight at once."
     )
     rollup_timeout: float = Field(default=30.0, gt=0, description="Seconds per rollup request.")
+    walk_workers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description=(
+            "Parents whose children listings a per-unit step (every branch's reminder, the"
+            " quarterly feedback) reads and issues at once while it walks the tree."
+        ),
+    )
+    issue_chunk: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Notifications or feedback reports a per-unit step writes per transaction, before"
+            " the step commits (each chunk keyed by unit, so a rerun issues nothing twice)."
+        ),
+    )
     step_delay_seconds: float = Field(
         default=0.0,
         ge=0,

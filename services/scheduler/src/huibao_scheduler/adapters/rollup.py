@@ -2,22 +2,27 @@
 
 Every failure (connection refused, timeout, 5xx, unexpected answer) is raised as
 `RollupUnavailableError`: the step that needed the data does not run and is retried at the
-next tick. Paginated listings are followed to their end.
+next tick. Paginated listings are followed to their end. The client reads one parent's
+listings or one page at a time; walking the tree is the caller's (`huibao_scheduler.walk`),
+so nothing here holds more than one family.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 import orjson
 
-from huibao_scheduler.domain.units import Metrics, Tree, Unit
+from huibao_scheduler.domain.units import Metrics, Unit
 from huibao_scheduler.errors import RollupUnavailableError
 
 _BRANCH = "branch"
+
+Listed = tuple[Unit, dict[str, Metrics]]
+"""A unit with its metrics by period."""
 
 
 class RollupClient:
@@ -96,60 +101,53 @@ class RollupClient:
             if not items or offset >= int(body["total"]):
                 return out
 
-    async def completeness(self, node: str, period: str) -> tuple[dict[str, Any], list[Unit]]:
-        """The Party Day completeness of `node` for a month and every missing unit (all pages)."""
-        missing: list[Unit] = []
+    async def listing(self, parent: Unit, periods: Sequence[str]) -> list[Listed]:
+        """Every child of `parent` with its metrics for each of `periods` (one listing each).
+
+        Children come in the order the listings first show them; a child missing from a
+        period's listing has no figures for that period.
+        """
+        answers = await asyncio.gather(*(self.children(parent, p) for p in periods))
+        out: dict[str, Listed] = {}
+        for period, rows in zip(periods, answers, strict=True):
+            for unit, metrics in rows:
+                if unit.id not in out:
+                    out[unit.id] = (unit, {})
+                out[unit.id][1][period] = metrics
+        return list(out.values())
+
+    async def root_figures(self, roots: Sequence[Unit], periods: Sequence[str]) -> list[Listed]:
+        """Each root with its summary for each of `periods`."""
+        answers = await asyncio.gather(*(self.summary(r.id, p) for r in roots for p in periods))
+        figures = iter(answers)
+        return [(r, {p: next(figures) for p in periods}) for r in roots]
+
+    async def missing_pages(
+        self, node: str, period: str
+    ) -> AsyncIterator[tuple[dict[str, Any], list[Unit]]]:
+        """The Party Day completeness of `node` for a month, page by page of missing units.
+
+        Yields the answer's body (its figures) with each page's units: a caller streams
+        the missing branches without holding them all.
+        """
         offset = 0
         while True:
             body = await self._get(
                 f"/v1/nodes/{node}/completeness",
                 {"cycle": "party_day", "period": period, "limit": self._page, "offset": offset},
             )
-            page = body["missing_units"]
-            for item in page["items"]:
-                path = item.get("path") or ()
-                missing.append(
-                    Unit(
-                        item["id"],
-                        item["name"],
-                        _BRANCH,
-                        item.get("parent"),
-                        tuple(str(p) for p in path),
-                    )
+            page = body.pop("missing_units")
+            missing = [
+                Unit(
+                    item["id"],
+                    item["name"],
+                    _BRANCH,
+                    item.get("parent"),
+                    tuple(str(p) for p in item.get("path") or ()),
                 )
-            offset += len(page["items"])
-            if not page["items"] or offset >= int(page["total"]):
-                return body, missing
-
-    async def walk(self, roots: Iterable[Unit], periods: Iterable[str]) -> Tree:
-        """Walk every tree from `roots` through the children listings of the first period.
-
-        Each non-branch unit's children are listed for every period in `periods` (the first
-        one also discovers the tree), so the tree carries every child's figures by period;
-        the roots' own figures come from their summaries.
-        """
-        wanted = list(periods)
-        tree = Tree()
-        frontier = list(roots)
-        for root in frontier:
-            tree.add(root)
-        root_figures = await asyncio.gather(
-            *(self.summary(r.id, p) for r in frontier for p in wanted)
-        )
-        pairs = [(r, p) for r in frontier for p in wanted]
-        for (root, period), metrics in zip(pairs, root_figures, strict=True):
-            tree.add(root, period, metrics)
-        while frontier:
-            listings = await asyncio.gather(
-                *(self.children(u, p) for u in frontier for p in wanted)
-            )
-            calls = [(u, p) for u in frontier for p in wanted]
-            next_frontier: list[Unit] = []
-            for (_, period), rows in zip(calls, listings, strict=True):
-                for unit, metrics in rows:
-                    known = unit.id in tree.units
-                    tree.add(unit, period, metrics)
-                    if not known and unit.level != _BRANCH:
-                        next_frontier.append(unit)
-            frontier = next_frontier
-        return tree
+                for item in page["items"]
+            ]
+            yield body, missing
+            offset += len(missing)
+            if not missing or offset >= int(page["total"]):
+                return

@@ -8,16 +8,13 @@ replica that dies before committing leaves the step unclaimed for the others.
 `lease` keeps replicas from gathering the same step's data side by side: a session advisory
 lock per cycle, released when the step ends or when the holder's connection dies.
 
-Feedback reports are issued before their step commits, in chunks (`issue_feedback`), each
-chunk one transaction that stores the reports not stored yet and enqueues exactly their
-records: a unit's report is stored and published once, keyed (quarter, unit), even when a
-replica dies half-way and another one resumes the round.
+The per-unit effects are issued before their step commits, in chunks keyed by unit
+(`adapters.issued`); `commit_step` adds the notifications issued so to the step's count.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +22,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
-import orjson
 
 from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
 from huibao_contracts.periods import Period
@@ -52,19 +48,6 @@ class CycleRow:
     state: CycleState
     last_step: Step | None
     updated_at: Any
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedFeedback:
-    """One unit's report ready to store: its JSON (as published) and its outbox record."""
-
-    unit: str
-    parent: str | None
-    level: str
-    path: tuple[str, ...]
-    issued_at: dt.datetime
-    report_json: bytes
-    record: OutboxRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +152,11 @@ class CycleStore:
         records: Sequence[OutboxRecord],
         notifications: int = 0,
     ) -> bool:
-        """Run `step` exactly once: False when another replica ran it (nothing written)."""
+        """Run `step` exactly once: False when another replica ran it (nothing written).
+
+        `notifications` counts the ones in `records`; the ones issued in chunks beforehand
+        (`IssuedStore.notifications`) are added to the step's count.
+        """
         kind, period = step.kind.value, str(step.period)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -187,6 +174,13 @@ class CycleStore:
                 )
                 if last != (previous.value if previous else None):
                     return False
+                notifications += await conn.fetchval(
+                    "SELECT count(*) FROM scheduler.notified"
+                    " WHERE kind = $1 AND period = $2 AND step = $3",
+                    kind,
+                    period,
+                    step.step.value,
+                )
                 claimed = await conn.fetchval(
                     "INSERT INTO scheduler.steps (kind, period, step, seq, state, due_at, ran_at,"
                     " skipped, notifications, replica) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
@@ -220,48 +214,6 @@ class CycleStore:
                 f"cannot record step {kind}:{period}:{step.step}: {e}"
             ) from e
         return True
-
-    async def issue_feedback(self, quarter: str, rows: Sequence[IssuedFeedback]) -> int:
-        """Store and enqueue the reports of `rows` not stored yet, in one transaction.
-
-        Answers how many were new. Safe to repeat and to run after another replica's
-        partial round: the (quarter, unit) key decides, in the same transaction as the
-        outbox rows, so a report is never stored or published twice.
-        """
-        if not rows:
-            return 0
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                found = await conn.fetch(
-                    "SELECT unit FROM scheduler.feedback WHERE quarter = $1"
-                    " AND unit = ANY($2::text[])",
-                    quarter,
-                    [r.unit for r in rows],
-                )
-                stored = {r["unit"] for r in found}
-                fresh = [r for r in rows if r.unit not in stored]
-                await conn.copy_records_to_table(
-                    "feedback",
-                    schema_name=SCHEMA,
-                    columns=["quarter", "unit", "parent", "level", "path", "report", "issued_at"],
-                    records=[
-                        (
-                            quarter,
-                            r.unit,
-                            r.parent,
-                            r.level,
-                            list(r.path),
-                            orjson.Fragment(r.report_json),
-                            r.issued_at,
-                        )
-                        for r in fresh
-                    ],
-                )
-                raw = cast(asyncpg.Connection, conn)
-                await outbox.enqueue(raw, SCHEMA, [r.record for r in fresh])
-        except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot store the feedback of {quarter}: {e}") from e
-        return len(fresh)
 
     async def feedback(self, unit: str, quarter: str) -> StoredFeedback | None:
         """The stored feedback of `unit` for `quarter`, or None."""

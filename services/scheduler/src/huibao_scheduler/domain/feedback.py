@@ -10,7 +10,8 @@ report models are contracts (`huibao_contracts.feedback`): they are published.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from huibao_contracts.feedback import Attention, ChildFigures, FeedbackReport, MonthFigures, Rank
 from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
-from huibao_scheduler.domain.units import Completeness, Metrics, Tree, Unit
+from huibao_scheduler.domain.units import Metrics, Tree, Unit
 
 RANKED: tuple[str, ...] = (
     "party_day.on_time",
@@ -29,6 +30,10 @@ RANKED: tuple[str, ...] = (
 """Metrics a unit is ranked by among its siblings."""
 
 
+ByPeriod = Mapping[str, Metrics]
+"""A unit's metrics by period (the quarter, the previous one and each month)."""
+
+_BRANCH = "branch"
 _PUBLIC_KEYS = frozenset(PUBLIC)
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -66,30 +71,31 @@ def change(current: Metrics, previous: Metrics) -> dict[str, float | None]:
     return out
 
 
-def month_figures(tree: Tree, unit: str, months: Sequence[Period | str]) -> list[MonthFigures]:
+def month_figures(figures: ByPeriod, months: Sequence[Period | str]) -> list[MonthFigures]:
     """A unit's Party Day completeness for each month it has figures for."""
     out = []
     for month in map(str, months):
-        metrics = tree.figures.get((unit, month))
+        metrics = figures.get(month)
         if metrics is not None:
-            c = Completeness.from_metrics(month, metrics)
+            expected = int(metrics.get("party_day.expected") or 0)
+            held = int(metrics.get("party_day.held") or 0)
             out.append(
                 _construct(  # trusted ints: skip re-validation
                     MonthFigures,
-                    period=c.period,
-                    expected=c.expected,
-                    held=c.held,
-                    on_time=c.on_time,
-                    late=c.late,
-                    missing=c.missing,
+                    period=month,
+                    expected=expected,
+                    held=held,
+                    on_time=int(metrics.get("party_day.on_time") or 0),
+                    late=int(metrics.get("party_day.late") or 0),
+                    missing=max(expected - held, 0),
                 )
             )
     return out
 
 
-def child_figures(tree: Tree, child: Unit, months: Sequence[Period | str]) -> ChildFigures:
+def child_figures(child: Unit, figures: ByPeriod, months: Sequence[Period | str]) -> ChildFigures:
     """A child's completeness by month and summed over the quarter."""
-    rows = month_figures(tree, child.id, months)
+    rows = month_figures(figures, months)
     return _construct(
         ChildFigures,
         id=child.id,
@@ -123,55 +129,130 @@ def _public(metrics: Metrics) -> dict[str, float | None]:
     return {name: metrics.get(name) for name in PUBLIC}
 
 
-def sibling_ranks(tree: Tree, quarter: str) -> dict[str, list[Rank]]:
-    """Every unit's rank among its siblings (the roots rank among themselves) per metric."""
-    interned: dict[tuple[str, int | None, int], Rank] = {}  # values: share equal ranks
-    ranks: dict[str, list[Rank]] = {}
-    for group in [tree.roots, *tree.children.values()]:
+class RankCache:
+    """Equal ranks shared as one (frozen) value: a round builds millions of them."""
+
+    def __init__(self) -> None:
+        self._interned: dict[tuple[str, int | None, int], Rank] = {}
+
+    def group(self, quarter_figures: Mapping[str, Metrics]) -> dict[str, list[Rank]]:
+        """Every unit's rank within one group of siblings (id → its quarter's metrics)."""
+        ranks: dict[str, list[Rank]] = {uid: [] for uid in quarter_figures}
+        size = len(quarter_figures)
         for metric in RANKED:
-            values = {u: tree.figures.get((u, quarter), {}).get(metric) for u in group}
+            values = {u: m.get(metric) for u, m in quarter_figures.items()}
             for uid, rank in competition_ranks(values).items():
-                key = (metric, rank, len(group))
-                if key not in interned:
-                    interned[key] = _construct(Rank, metric=metric, rank=rank, of=len(group))
-                ranks.setdefault(uid, []).append(interned[key])
-    return ranks
+                key = (metric, rank, size)
+                if key not in self._interned:
+                    self._interned[key] = _construct(Rank, metric=metric, rank=rank, of=size)
+                ranks[uid].append(self._interned[key])
+        return ranks
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A unit as its parent's listings showed it: its figures by period, its sibling ranks."""
+
+    unit: Unit
+    figures: ByPeriod
+    ranks: list[Rank]
+    own: ChildFigures
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyReports:
+    """What one parent's listings give: reports to issue now and the children to visit."""
+
+    reports: list[FeedbackReport]
+    to_visit: list[Member]
+
+
+class Round:
+    """The quarterly feedback round, one family (a parent and its children) at a time.
+
+    A unit's report needs its own figures and its rank among its siblings (both from its
+    parent's children listings) and its children's monthly figures (from its own listings).
+    So `family` issues the parent's report, the reports of its branch children (which have
+    no children) and hands back its other children to visit in turn: the round never holds
+    more than the families in progress.
+    """
+
+    def __init__(self, quarter: Period, issued_at: dt.datetime) -> None:
+        self.quarter = str(quarter)
+        self.previous = str(quarter.previous())
+        self.months = [str(m) for m in quarter.months()]
+        self.periods = [self.quarter, self.previous, *self.months]
+        self._issued_at = issued_at
+        self._ranks = RankCache()
+
+    def members(self, units: Sequence[tuple[Unit, ByPeriod]]) -> list[Member]:
+        """`units` (siblings, or the roots) with their ranks among themselves."""
+        ranks = self._ranks.group({u.id: f.get(self.quarter, {}) for u, f in units})
+        return [Member(u, f, ranks[u.id], child_figures(u, f, self.months)) for u, f in units]
+
+    def family(
+        self, parent: Member | None, children: Sequence[tuple[Unit, ByPeriod]]
+    ) -> FamilyReports:
+        """The reports `parent`'s listings complete (None: `children` are the roots)."""
+        members = self.members(children)
+        reports = []
+        if parent is not None:
+            kids = sorted((m.own for m in members), key=lambda c: c.id)
+            reports.append(self.report(parent, kids))
+        to_visit = []
+        for m in members:
+            if m.unit.level == _BRANCH:
+                reports.append(self.report(m, []))
+            else:
+                to_visit.append(m)
+        return FamilyReports(reports, to_visit)
+
+    def report(self, member: Member, kids: list[ChildFigures]) -> FeedbackReport:
+        """One unit's report, from its figures, its ranks and its children's figures."""
+        unit, figures = member.unit, member.figures
+        current = figures.get(self.quarter, {})
+        before = figures.get(self.previous, {})
+        return _construct(
+            FeedbackReport,
+            unit=unit.id,
+            name=unit.name,
+            level=unit.level,
+            parent=unit.parent,
+            quarter=self.quarter,
+            previous_quarter=self.previous,
+            issued_at=self._issued_at,
+            metrics=_public(current),
+            previous=_public(before),
+            change=change(current, before),
+            ranks=member.ranks,
+            months=member.own.months,
+            children=kids,
+            attention=attention(kids),
+        )
 
 
 def build_reports(tree: Tree, quarter: Period, issued_at: dt.datetime) -> list[FeedbackReport]:
-    """The feedback report of every unit of `tree` for `quarter`.
+    """The feedback report of every unit of `tree` for `quarter` (walk order, family by family).
 
     `tree.figures` must hold, for every unit, its metrics for the quarter, the previous
-    quarter and each month of the quarter (as `RollupClient.walk` collects them). The
-    figures are trusted (they come from the rollup), so the models are constructed without
-    re-validation, and a unit's figures are computed once: the same (frozen) values appear
-    in its own report and in its parent's.
+    quarter and each month of the quarter. The figures are trusted (they come from the
+    rollup), so the models are constructed without re-validation. The scheduler streams the
+    same `Round` over the rollup's listings instead of holding a tree.
     """
-    q, prev, months = str(quarter), str(quarter.previous()), [str(m) for m in quarter.months()]
-    ranks = sibling_ranks(tree, q)
-    own = {uid: child_figures(tree, unit, months) for uid, unit in tree.units.items()}
-    reports = []
-    for unit in tree.units.values():
-        current = tree.figures.get((unit.id, q), {})
-        before = tree.figures.get((unit.id, prev), {})
-        kids = [own[c] for c in sorted(tree.children.get(unit.id, []))]
-        reports.append(
-            _construct(
-                FeedbackReport,
-                unit=unit.id,
-                name=unit.name,
-                level=unit.level,
-                parent=unit.parent,
-                quarter=q,
-                previous_quarter=prev,
-                issued_at=issued_at,
-                metrics=_public(current),
-                previous=_public(before),
-                change=change(current, before),
-                ranks=ranks.get(unit.id, []),
-                months=own[unit.id].months,
-                children=kids,
-                attention=attention(kids),
-            )
-        )
+    issuing = Round(quarter, issued_at)
+
+    def listed(uid: str) -> tuple[Unit, ByPeriod]:
+        unit = tree.units[uid]
+        return unit, {
+            p: tree.figures[(uid, p)] for p in issuing.periods if (uid, p) in tree.figures
+        }
+
+    reports: list[FeedbackReport] = []
+    stack: list[Member | None] = [None]
+    while stack:
+        parent = stack.pop()
+        kids = tree.roots if parent is None else tree.children.get(parent.unit.id, [])
+        done = issuing.family(parent, [listed(k) for k in kids])
+        reports += done.reports
+        stack += reversed(done.to_visit)
     return reports

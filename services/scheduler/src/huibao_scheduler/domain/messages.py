@@ -30,35 +30,53 @@ def _deadline_label(rules: CalendarRules, month: Period) -> str:
 
 def upcoming(rules: CalendarRules, month: Period, unit: Unit) -> Notification:
     """The reminder every branch receives before the Party Day."""
-    text = (
-        f"{unit.name}：{month_label(month)}主题党日为{_day_label(rules.party_day_date(month))}，"
+    return upcoming_all(rules, month, [unit])[0]
+
+
+def upcoming_all(rules: CalendarRules, month: Period, units: Iterable[Unit]) -> list[Notification]:
+    """`upcoming` for each of `units`, the month's dates worked out once."""
+    day, deadline = rules.party_day_date(month), rules.deadline(month)
+    rest = (
+        f"：{month_label(month)}主题党日为{_day_label(day)}，"
         f"请按时组织开展，并于{_deadline_label(rules, month)}前上报。"
     )
-    return Notification(
-        kind=NotificationKind.UPCOMING,
-        to=unit.id,
-        period=str(month),
-        text=text,
-        details={
-            "party_day": rules.party_day_date(month).isoformat(),
-            "deadline": rules.deadline(month).isoformat(),
-        },
-    )
+    details = {"party_day": day.isoformat(), "deadline": deadline.isoformat()}
+    return [
+        Notification(
+            kind=NotificationKind.UPCOMING,
+            to=unit.id,
+            period=str(month),
+            text=unit.name + rest,
+            details=details,
+        )
+        for unit in units
+    ]
 
 
 def not_reported(rules: CalendarRules, month: Period, unit: Unit) -> Notification:
     """The reminder a branch that has not reported yet receives before the deadline."""
-    text = (
-        f"{unit.name}：{month_label(month)}主题党日情况尚未上报，"
+    return not_reported_all(rules, month, [unit])[0]
+
+
+def not_reported_all(
+    rules: CalendarRules, month: Period, units: Iterable[Unit]
+) -> list[Notification]:
+    """`not_reported` for each of `units`, the month's deadline worked out once."""
+    rest = (
+        f"：{month_label(month)}主题党日情况尚未上报，"
         f"截止时间为{_deadline_label(rules, month)}，请尽快上报。"
     )
-    return Notification(
-        kind=NotificationKind.NOT_REPORTED,
-        to=unit.id,
-        period=str(month),
-        text=text,
-        details={"deadline": rules.deadline(month).isoformat()},
-    )
+    details = {"deadline": rules.deadline(month).isoformat()}
+    return [
+        Notification(
+            kind=NotificationKind.NOT_REPORTED,
+            to=unit.id,
+            period=str(month),
+            text=unit.name + rest,
+            details=details,
+        )
+        for unit in units
+    ]
 
 
 def escalations(month: Period, missing: Iterable[Unit]) -> list[Notification]:
