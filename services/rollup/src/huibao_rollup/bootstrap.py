@@ -3,17 +3,23 @@
 `build_app(settings)` returns the FastAPI app; its lifespan connects to PostgreSQL, loads
 the tree, starts the org-unit feed and the accepted-event consumer as background tasks, and
 on shutdown stops them before closing the pool.
+
+For the query API it also runs the answer cache's version poller, and after the tree is
+loaded or changed it builds the tree snapshots of the current periods in a worker thread
+(`warm`), so that no request waits for one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import huibao_dashboard
+from huibao_contracts.orgunits import OrgUnitChange
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.db import ping
@@ -24,7 +30,9 @@ from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource
 from huibao_rollup.adapters.kafka_tree import TreeFeed
 from huibao_rollup.adapters.postgres import Repository
+from huibao_rollup.answers import AnswerCache
 from huibao_rollup.domain.tree import Tree
+from huibao_rollup.entrypoints.fast_answers import FastAnswers
 from huibao_rollup.entrypoints.http import build_router
 from huibao_rollup.entrypoints.kafka import run_events, run_tree
 from huibao_rollup.handlers import Rollup
@@ -32,6 +40,11 @@ from huibao_rollup.queries import Queries
 from huibao_rollup.settings import RollupSettings
 
 log = get_logger(__name__)
+
+WARM_AFTER_SECONDS = 0.5
+"""Snapshots are built this long after the last tree change (a burst of changes, such as a
+whole tree arriving in batches, is built once, after it)."""
+WARM_EVERY_SECONDS = 60.0
 
 
 async def _started(start: Callable[[], Awaitable[None]], what: str, stop: asyncio.Event) -> bool:
@@ -58,8 +71,10 @@ class RollupService:
         self.repo = Repository()
         self.rollup = Rollup(self.repo, self.tree, settings.calendar)
         self.queries = Queries(self.repo, self.tree, settings.calendar, clock)
+        self.answers = AnswerCache(lambda: self.tree.generation, self.repo.data_version)
         self.tokens: TokenStore | None = None
         self._task: asyncio.Task[None] | None = None
+        self._warm_wanted = asyncio.Event()
 
     def token_store(self) -> TokenStore:
         """The token store (available once started)."""
@@ -67,9 +82,57 @@ class RollupService:
             raise StorageUnavailableError("the rollup is starting")
         return self.tokens
 
+    async def _apply_changes(self, changes: Sequence[OrgUnitChange]) -> None:
+        """Apply tree changes; no answer is cached meanwhile, and snapshots are rebuilt."""
+        self.answers.tree_changing()
+        try:
+            await self.rollup.apply_changes(changes)
+        finally:
+            self.answers.tree_changed()
+            self._warm_wanted.set()
+
+    async def warm(self, stop: asyncio.Event) -> None:
+        """Build the snapshots of the days in use, in a worker thread, whenever the tree
+        has settled after a change, once after start-up, and every `WARM_EVERY_SECONDS`
+        (the days in use move at midnight)."""
+        while not stop.is_set():
+            waker = asyncio.ensure_future(self._warm_wanted.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {waker, stopper}, timeout=WARM_EVERY_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            waker.cancel()
+            stopper.cancel()
+            while self._warm_wanted.is_set() and not stop.is_set():  # wait for quiet
+                self._warm_wanted.clear()
+                await asyncio.sleep(WARM_AFTER_SECONDS)
+            if stop.is_set():
+                return
+            started = time.perf_counter()
+            built = 0
+            for day in self.queries.days_in_use():
+                if self._warm_wanted.is_set():
+                    break  # changed again: start over once it settles
+                if self.tree.has_snapshot(day):
+                    continue
+                try:
+                    prepared = await asyncio.to_thread(self.tree.prepare, day)
+                except Exception as e:  # the tree changed under the worker: start over
+                    log.info("snapshot_warm_retry", error=repr(e))
+                    self._warm_wanted.set()
+                    break
+                built += self.tree.adopt(prepared)
+            if built:
+                log.info(
+                    "snapshots_warmed",
+                    snapshots=built,
+                    units=len(self.tree),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+
     async def _consume(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        feed = TreeFeed(settings, self.rollup.apply_changes, settings.topic(settings.orgunit_topic))
+        feed = TreeFeed(settings, self._apply_changes, settings.topic(settings.orgunit_topic))
         source = EventSource(settings, self.repo, settings.topic(settings.accepted_topic))
         tree_task: asyncio.Task[None] | None = None
         try:
@@ -104,6 +167,13 @@ class RollupService:
         stop = asyncio.Event()
         self._task = asyncio.create_task(self._consume(stop), name="rollup-consumers")
         self._task.add_done_callback(_report)
+        helpers = [
+            asyncio.create_task(self.answers.poll(stop), name="rollup-answer-version"),
+            asyncio.create_task(self.warm(stop), name="rollup-snapshot-warm"),
+        ]
+        for helper in helpers:
+            helper.add_done_callback(_report)
+        self._warm_wanted.set()
         log.info("rollup_started", port=settings.http_port, group=settings.consumer_group)
         try:
             yield
@@ -115,6 +185,9 @@ class RollupService:
             except (TimeoutError, Exception):
                 self._task.cancel()
             self._task = None
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             self.tokens = None
             await self.repo.close()
             log.info("rollup_stopped")
@@ -147,6 +220,15 @@ def build_app(settings: RollupSettings | None = None, *, clock: Clock | None = N
         "unit and period, with completeness of the monthly Party Day.",
     )
     app.state.service = service
+    # added before install_common: runs inside its canonical log middleware
+    app.add_middleware(
+        FastAnswers,
+        queries=service.queries,
+        answers=service.answers,
+        tokens=service.token_store,
+        page_cap=settings.page_size_max,
+        routes=lambda: app.routes,
+    )
     install_common(
         app,
         "rollup",
@@ -157,7 +239,9 @@ def build_app(settings: RollupSettings | None = None, *, clock: Clock | None = N
         },
     )
     principal = principal_dependency(service.token_store)
-    app.include_router(build_router(service.queries, principal, settings.page_size_max))
+    app.include_router(
+        build_router(service.queries, principal, settings.page_size_max, service.answers)
+    )
     app.include_router(huibao_dashboard.router(settings.scheduler_url))
     return app
 

@@ -19,7 +19,7 @@ from huibao_platform.clock import Clock
 from huibao_rollup.adapters.postgres import Repository
 from huibao_rollup.domain.completeness import completeness
 from huibao_rollup.domain.tree import Tree, UnknownUnitError
-from huibao_rollup.domain.views import Value, public_metrics, tree_metrics
+from huibao_rollup.domain.views import Value, public_metrics, tree_metrics, tree_metrics_of
 
 MAX_SERIES_MONTHS = 240
 
@@ -67,6 +67,20 @@ class Queries:
     def today(self) -> dt.date:
         """The local date now."""
         return self._rules.local_date(self._clock.now())
+
+    def days_in_use(self) -> list[dt.date]:
+        """The days whose tree snapshots queries of the current periods ask for: today,
+        and the Party Day and last day of this month and the two before, of this quarter
+        and of this year (several usually fall in one stretch and share a snapshot)."""
+        today = self.today()
+        month = Period.month_of(today)
+        months = [month, month.previous(), month.previous().previous()]
+        days = [today]
+        for m in months:
+            days += [self._rules.party_day_date(m), m.last_day]
+        days += [Period.quarter_of(today).last_day, Period.year_of(today).last_day]
+        days += [self._rules.party_day_date(m) for m in Period.year_of(today).months()]
+        return list(dict.fromkeys(days))
 
     def _path(self, node: str, day: dt.date) -> tuple[str, ...]:
         try:
@@ -122,12 +136,9 @@ class Queries:
     async def metrics_of(self, nodes: list[str], period: Period) -> dict[str, dict[str, Value]]:
         """Every public metric of these nodes in one period."""
         sums = await self._repo.sums(nodes, [period])
-        return {
-            n: public_metrics(
-                sums.get((n, str(period)), {}), tree_metrics(self._tree, self._rules, n, period)
-            )
-            for n in nodes
-        }
+        name = str(period)
+        trees = tree_metrics_of(self._tree, self._rules, nodes, period)
+        return {n: public_metrics(sums.get((n, name), {}), trees[n]) for n in nodes}
 
     async def summary(self, node: str, period: Period) -> dict[str, Any]:
         """All metrics of a node in a period."""
@@ -146,11 +157,8 @@ class Queries:
         if metric not in PUBLIC:
             raise QueryError(422, "metric", "invalid_field", f"unknown metric {metric!r}")
         snap = self._tree.snapshot(period.last_day)
-        ids = [
-            c
-            for c in snap.children.get(node, ())
-            if (v := snap.versions[c]).closed is None or v.closed > period.first_day
-        ]
+        versions = {c: v for c in snap.children.get(node, ()) if (v := snap.version(c))}
+        ids = [c for c, v in versions.items() if v.closed is None or v.closed > period.first_day]
         metrics = await self.metrics_of(ids, period)
         values = {c: metrics[c][metric] for c in ids}
         ranked = sorted(ids, key=lambda c: (values[c] is None, -(values[c] or 0), c))
@@ -158,7 +166,7 @@ class Queries:
         for i, c in enumerate(ranked):
             value = values[c]
             same = bool(items) and items[-1]["value"] == value
-            v = snap.versions[c]
+            v = versions[c]
             items.append(
                 {
                     "id": c,
@@ -189,8 +197,8 @@ class Queries:
         result = completeness(snap.active_branches_under(node), held)
 
         def unit(u: str) -> dict[str, Any]:
-            v = snap.versions.get(u) or self._tree.current(u, snap.day)
-            path = snap.paths.get(u) or self._path(u, snap.day)
+            v = snap.version(u) or self._tree.current(u, snap.day)
+            path = self._path(u, snap.day)
             return {
                 "id": u,
                 "name": v.name if v else u,

@@ -18,14 +18,18 @@ Sums = dict[tuple[str, str], dict[str, Decimal]]
 
 
 async def sums(pool: asyncpg.Pool, nodes: Sequence[str], periods: Sequence[Period]) -> Sums:
-    """Aggregate values of these nodes in these periods (one index range scan per node)."""
+    """Aggregate values of these nodes in these periods (one index range scan per node).
+
+    PostgreSQL sums the shards slot by slot and sends one array per (node, month), so a
+    listing of 35 children is 35 rows, not one row per child and metric."""
     if not nodes or not periods:
         return {}
     rows = await pool.fetch(
-        "SELECT a.node, a.month, u.i, sum(u.x) AS value"
+        "SELECT node, month, array_agg(value ORDER BY i) AS v FROM ("
+        " SELECT a.node, a.month, u.i, sum(u.x) AS value"
         " FROM rollup.monthly a CROSS JOIN LATERAL unnest(a.v) WITH ORDINALITY AS u(x, i)"
         " WHERE a.node = ANY($1::text[]) AND a.month BETWEEN $2 AND $3"
-        " GROUP BY a.node, a.month, u.i",
+        " GROUP BY a.node, a.month, u.i) s GROUP BY node, month",
         list(nodes),
         min(p.first_day for p in periods),
         max(p.last_day for p in periods),
@@ -35,15 +39,18 @@ async def sums(pool: asyncpg.Pool, nodes: Sequence[str], periods: Sequence[Perio
         for m in p.months():
             periods_of.setdefault(m.first_day, []).append(str(p))
     out: Sums = {}
-    for r in rows:
-        value = r["value"]
-        if not value:
-            continue
-        metric = SLOTS[r["i"] - 1]
-        for name in periods_of.get(r["month"], ()):
-            into = out.setdefault((r["node"], name), {})
-            into[metric] = into.get(metric, Decimal(0)) + value
+    for node, month, values in rows:
+        names = periods_of.get(month, ())
+        for metric, value in zip(SLOTS, values, strict=False):
+            if not value:
+                continue
+            for name in names:
+                into = out.setdefault((node, name), {})
+                into[metric] = into.get(metric, _ZERO) + value
     return out
+
+
+_ZERO = Decimal(0)
 
 
 async def party_days(pool: asyncpg.Pool, node: str, first: dt.date, last: dt.date) -> list[Held]:

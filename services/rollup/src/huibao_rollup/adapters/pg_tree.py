@@ -14,10 +14,21 @@ from huibao_rollup.domain.tree import Version
 _COLUMNS = "unit, effective, seq, kind, name, level, parent, members, opened, closed, merged_into"
 
 
+LOAD_CHUNK = 20_000
+"""Rows read per round trip when loading the tree: a million-unit tree never has all its
+rows in memory as driver records at once (they cost more than the versions made of them)."""
+
+
 async def load_versions(pool: asyncpg.Pool) -> list[Version]:
-    """Every stored version, in (unit, effective) order."""
-    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM rollup.unit_versions ORDER BY unit, effective")
-    return [Version(**dict(r)) for r in rows]
+    """Every stored version, in (unit, effective) order (read through a cursor)."""
+    out: list[Version] = []
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        cursor = await conn.cursor(
+            f"SELECT {_COLUMNS} FROM rollup.unit_versions ORDER BY unit, effective"
+        )
+        while rows := await cursor.fetch(LOAD_CHUNK):
+            out += [Version(*r) for r in rows]  # the columns in the fields' order
+    return out
 
 
 async def upsert_versions(conn: Conn, versions: Sequence[Version]) -> None:

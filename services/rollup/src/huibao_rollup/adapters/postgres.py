@@ -67,11 +67,27 @@ class UnitOfWork:
         await pg_tree.upsert_versions(self.conn, versions)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The read pool's reset: nothing. Its connections only run single SELECTs, which
+    leave no session state behind, so the default reset (one more round trip per query:
+    `RESET ALL`, `UNLISTEN *`, ...) is skipped."""
+
+
 class Repository:
-    """Everything the rollup keeps in PostgreSQL."""
+    """Everything the rollup keeps in PostgreSQL.
+
+    Reads of the API (`sums`, `party_days`) go through a second, small pool whose
+    connections are not reset between uses (see `_keep_session`); `data_version` uses the
+    main pool, so that it never queues behind the API's reads."""
 
     def __init__(self, pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        self._reads: asyncpg.Pool | None = None
+
+    @property
+    def reads(self) -> asyncpg.Pool:
+        """The pool of the query API's reads (the main pool until `connect`)."""
+        return self._reads or self.pool
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -84,9 +100,22 @@ class Repository:
         """Open the pool (retrying while PostgreSQL starts) and set up the schema."""
         self._pool = await create_pool(url, min_size=1, max_size=size)
         await self.setup()
+        try:
+            self._reads = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=max(2, size // 2),
+                reset=_keep_session,
+                command_timeout=60,
+            )
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(f"cannot open the read pool: {e}") from e
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
+        if self._reads is not None:
+            await self._reads.close()
+            self._reads = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -125,13 +154,26 @@ class Repository:
     async def sums(self, nodes: Sequence[str], periods: Sequence[Period]) -> pg_read.Sums:
         """Aggregates of these nodes and periods, summed over shards and months."""
         try:
-            return await pg_read.sums(self.pool, nodes, periods)
+            return await pg_read.sums(self.reads, nodes, periods)
         except DRIVER_ERRORS as e:
             raise StorageUnavailableError(str(e)) from e
+
+    async def data_version(self) -> tuple[int, int, object]:
+        """What moves whenever any replica commits an applied batch: the count, sum and
+        newest update time of the positions in `rollup.offsets` (one tiny table)."""
+        try:
+            row = await self.pool.fetchrow(
+                'SELECT count(*) AS n, coalesce(sum("offset"), 0) AS s, max(updated_at) AS t'
+                " FROM rollup.offsets"
+            )
+        except DRIVER_ERRORS as e:
+            raise StorageUnavailableError(str(e)) from e
+        assert row is not None
+        return int(row["n"]), int(row["s"]), row["t"]
 
     async def party_days(self, node: str, first: dt.date, last: dt.date) -> list[Held]:
         """Party Day reports counted under `node` dated in [first, last]."""
         try:
-            return await pg_read.party_days(self.pool, node, first, last)
+            return await pg_read.party_days(self.reads, node, first, last)
         except DRIVER_ERRORS as e:
             raise StorageUnavailableError(str(e)) from e

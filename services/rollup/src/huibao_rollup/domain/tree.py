@@ -5,21 +5,36 @@ force on a day is the latest one whose `effective` is on or before it (no `effec
 since always). Paths are resolved through the parents in force on the day asked about, so
 moving a township moves its branches too without a change per branch; a parent that was
 merged away on that day hands its children to the unit it was merged into.
+
+Memory, for a tree of a million units: a unit with one version (almost all of them) is
+stored as that version, not a list; ids named as parents, levels and kinds are shared, so
+a township's id is one string however many branches name it. The tree on a day is the same
+on every day between two *change points* (the dates on which some version takes effect,
+opens or closes), so snapshots are built once per stretch between change points, not per
+day, and a snapshot keeps only what cannot be looked up cheaply: the children of each
+inner node and the branch and member counts of inner nodes (a branch's own counts, its
+version and path are looked up in the tree when asked).
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+import sys
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
-from huibao_contracts.orgunits import Level, OrgUnitChange
+from huibao_contracts.orgunits import OrgUnitChange
+from huibao_rollup.domain.paths import MAX_DEPTH, UnknownUnitError, chain
+from huibao_rollup.domain.snapshot import BRANCH, PreparedSnapshot, Shape, Snapshot, build_shape
 
 ALWAYS = dt.date.min
 """The `effective` of a version that holds since always."""
 
-MAX_DEPTH = 64
+SNAPSHOTS_KEPT = 24
+"""Snapshots kept per tree generation, one per stretch between change points asked for:
+enough for a year of Party Days and month ends even when every day is a change point."""
+_intern = sys.intern
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +78,23 @@ class Version:
         )
 
 
-class UnknownUnitError(LookupError):
-    """A unit (or one of its ancestors) has no version in the tree yet."""
-
-
 class Tree:
     """Every version of every unit; answers paths and snapshots for any day."""
 
     def __init__(self) -> None:
-        self._versions: dict[str, list[Version]] = {}
+        self._versions: dict[str, Version | list[Version]] = {}
+        self._ids: dict[str, str] = {}
+        """One string object per id named as a parent or merge target (see `_share`)."""
         self.generation = 0
         """Increases with every change: caches keyed by it stay valid until the tree changes."""
-        self._paths: dict[tuple[str, dt.date], tuple[str, ...]] = {}
+        self._paths: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._points: set[dt.date] = set()
+        self._sorted_points: tuple[int, list[dt.date]] = (0, [])
+        """(generation, sorted change points): a tuple, so that a worker thread building a
+        snapshot (`prepare`) never leaves a stale list behind a newer generation."""
+        self._shapes: OrderedDict[int, Shape] = OrderedDict()
+        self._shapes_generation = 0
+        self._previous: Shape | None = None
 
     def __contains__(self, unit: object) -> bool:
         return unit in self._versions
@@ -88,43 +108,95 @@ class Tree:
 
     def versions(self, unit: str) -> list[Version]:
         """The versions of `unit`, oldest first (empty when unknown)."""
-        return list(self._versions.get(unit, ()))
+        vs = self._versions.get(unit)
+        if vs is None:
+            return []
+        return [vs] if isinstance(vs, Version) else list(vs)
+
+    def _share(self, v: Version) -> None:
+        """Make `v`'s ids, level and kind the string objects the tree already holds: a
+        township's id is then one object, not one copy per branch naming it as parent.
+        (Only the identity of equal strings changes, so `v` stays the same value.)"""
+        ids = self._ids
+        setattr_ = object.__setattr__
+        if (parent := v.parent) is not None:
+            setattr_(v, "parent", ids.setdefault(parent, parent))
+        if (into := v.merged_into) is not None:
+            setattr_(v, "merged_into", ids.setdefault(into, into))
+        if (unit := ids.get(v.unit)) is not None:
+            setattr_(v, "unit", unit)
+        setattr_(v, "level", _intern(v.level))
+        setattr_(v, "kind", _intern(v.kind))
 
     def apply(self, version: Version) -> bool:
         """Store a version; False when a version with the same key and a seq at least as
         high is already there (replays are harmless)."""
-        versions = self._versions.setdefault(version.unit, [])
-        keys = [v.effective for v in versions]
-        i = bisect.bisect_left(keys, version.effective)
-        if i < len(versions) and versions[i].effective == version.effective:
-            if versions[i].seq >= version.seq:
+        stored = self._versions.get(version.unit)
+        if isinstance(stored, Version):
+            if stored.effective == version.effective and stored.seq >= version.seq:
                 return False
-            versions[i] = version
+            self._share(version)
+            if stored.effective == version.effective:
+                self._versions[version.unit] = version
+            else:
+                pair = [stored, version]
+                pair.sort(key=lambda v: v.effective)
+                self._versions[version.unit] = pair
+        elif stored is None:
+            self._share(version)
+            self._versions[version.unit] = version
         else:
-            versions.insert(i, version)
+            i = bisect.bisect_left([v.effective for v in stored], version.effective)
+            if i < len(stored) and stored[i].effective == version.effective:
+                if stored[i].seq >= version.seq:
+                    return False
+                self._share(version)
+                stored[i] = version
+            else:
+                self._share(version)
+                stored.insert(i, version)
+        points = self._points
+        for day in (version.effective, version.opened, version.closed):
+            if day is not None and day != ALWAYS:
+                points.add(day)
         self.generation += 1
         self._paths.clear()
         return True
 
+    def stretch(self, day: dt.date) -> int:
+        """Which stretch between change points `day` lies in: two days of the same stretch
+        see the same tree (same versions in force, same units open, same paths)."""
+        generation, points = self._sorted_points
+        if generation != self.generation:
+            generation = self.generation  # read first: a change meanwhile makes it stale
+            points = sorted(self._points)
+            self._sorted_points = (generation, points)
+        return bisect.bisect_right(points, day)
+
     def version_on(self, unit: str, day: dt.date) -> Version | None:
         """The version of `unit` in force on `day`, or None before its first version."""
-        versions = self._versions.get(unit)
-        if not versions:
+        vs = self._versions.get(unit)
+        if vs is None:
             return None
-        i = bisect.bisect_right([v.effective for v in versions], day)
-        return versions[i - 1] if i else None
+        if isinstance(vs, Version):
+            return vs if vs.effective <= day else None
+        i = bisect.bisect_right([v.effective for v in vs], day)
+        return vs[i - 1] if i else None
 
     def latest(self, unit: str) -> Version | None:
         """The newest version of `unit`."""
-        versions = self._versions.get(unit)
-        return versions[-1] if versions else None
+        vs = self._versions.get(unit)
+        if vs is None or isinstance(vs, Version):
+            return vs
+        return vs[-1]
 
     def current(self, unit: str, day: dt.date) -> Version | None:
         """The version in force on `day`, else the earliest one (a unit created later)."""
-        v = self.version_on(unit, day)
-        if v is None and (versions := self._versions.get(unit)):
-            return versions[0]
-        return v
+        vs = self._versions.get(unit)
+        if vs is None or isinstance(vs, Version):
+            return vs
+        i = bisect.bisect_right([v.effective for v in vs], day)
+        return vs[i - 1] if i else vs[0]
 
     def parent_on(self, unit: str, day: dt.date) -> str | None:
         """The parent of `unit` on `day`, following merges of the parent."""
@@ -144,21 +216,13 @@ class Tree:
     def path_on(self, unit: str, day: dt.date) -> tuple[str, ...]:
         """Ancestors root → unit (unit last) in force on `day`; UnknownUnitError when a unit
         of the chain is unknown."""
-        cached = self._paths.get((unit, day))
+        key = (unit, self.stretch(day))
+        cached = self._paths.get(key)
         if cached is not None:
             return cached
         if len(self._paths) > 200_000:
             self._paths.clear()
-        chain = [unit]
-        node: str | None = unit
-        while node is not None:
-            node = self.parent_on(node, day)
-            if node is not None:
-                if node in chain or len(chain) >= MAX_DEPTH:
-                    break
-                chain.append(node)
-        chain.reverse()
-        path = self._paths[(unit, day)] = tuple(chain)
+        path = self._paths[key] = chain(unit, day, self.parent_on)
         return path
 
     def knows_path(self, unit: str, day: dt.date) -> bool:
@@ -170,66 +234,71 @@ class Tree:
         return True
 
     def snapshot(self, day: dt.date) -> Snapshot:
-        """The tree as it stood on `day` (cached until the tree changes)."""
-        return _snapshot(self, self.generation, day)
+        """The tree as it stood on `day` (built once per stretch and kept until the tree
+        changes; the `SNAPSHOTS_KEPT` stretches asked for last are kept)."""
+        return Snapshot(day, self, self._shape(day))
+
+    def has_snapshot(self, day: dt.date) -> bool:
+        """True when the snapshot of `day` is built already (asking for it costs nothing)."""
+        return self._shapes_generation == self.generation and self.stretch(day) in self._shapes
+
+    def _shape(self, day: dt.date) -> Shape:
+        self._turn_generation()
+        key = self.stretch(day)
+        shape = self._shapes.get(key)
+        if shape is not None:
+            self._shapes.move_to_end(key)
+            return shape
+        shape = build_shape(self, day, self._like())
+        self._keep(key, shape)
+        return shape
+
+    def _turn_generation(self) -> None:
+        if self._shapes_generation != self.generation:
+            if self._shapes:  # the newest shape lends its unchanged child lists to the next
+                self._previous = next(reversed(self._shapes.values()))
+            self._shapes.clear()
+            self._shapes_generation = self.generation
+
+    def _like(self) -> Shape | None:
+        return next(reversed(self._shapes.values()), None) or self._previous
+
+    def _keep(self, key: int, shape: Shape) -> None:
+        self._previous = None
+        self._shapes[key] = shape
+        while len(self._shapes) > SNAPSHOTS_KEPT:
+            self._shapes.popitem(last=False)
+
+    def prepare(self, day: dt.date) -> PreparedSnapshot:
+        """Build the snapshot of `day` without keeping it: only reads the tree, so it may
+        run in a worker thread while the event loop serves; `adopt` keeps it."""
+        generation = self.generation
+        return PreparedSnapshot(generation, self.stretch(day), build_shape(self, day, self._like()))
+
+    def adopt(self, prepared: PreparedSnapshot) -> bool:
+        """Keep a prepared snapshot; False (dropped) when the tree changed meanwhile."""
+        if prepared.generation != self.generation:
+            return False
+        self._turn_generation()
+        if prepared.stretch not in self._shapes:
+            self._keep(prepared.stretch, prepared.shape)
+        return True
+
+    def is_active_branch(self, unit: str, day: dt.date) -> bool:
+        """True when `unit` is a branch open on `day` whose whole path is known."""
+        v = self.version_on(unit, day)
+        return (
+            v is not None and v.level == BRANCH and v.active_on(day) and self.knows_path(unit, day)
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The tree on one day: units in force, children, and per-node branch and member counts."""
-
-    day: dt.date
-    versions: dict[str, Version]
-    children: dict[str, tuple[str, ...]]
-    roots: tuple[str, ...]
-    branches: dict[str, int]
-    members: dict[str, int]
-    paths: dict[str, tuple[str, ...]]
-
-    def active_branches_under(self, node: str) -> list[str]:
-        """Active branches in the subtree of `node` (itself included), sorted by id."""
-        out: list[str] = []
-        stack = [node]
-        while stack:
-            n = stack.pop()
-            v = self.versions.get(n)
-            if v is not None and v.level == Level.BRANCH and v.active_on(self.day):
-                out.append(n)
-            stack.extend(self.children.get(n, ()))
-        out.sort()
-        return out
-
-
-@lru_cache(maxsize=32)
-def _snapshot(tree: Tree, generation: int, day: dt.date) -> Snapshot:
-    del generation  # part of the cache key only
-    versions = {u: v for u in tree.units() if (v := tree.version_on(u, day)) is not None}
-    children: dict[str, list[str]] = {}
-    paths: dict[str, tuple[str, ...]] = {}
-    roots: list[str] = []
-    branches: dict[str, int] = {}
-    members: dict[str, int] = {}
-    for unit, v in versions.items():
-        try:
-            parent = tree.parent_on(unit, day)
-            path = tree.path_on(unit, day)
-        except UnknownUnitError:
-            continue
-        paths[unit] = path
-        if parent is None:
-            roots.append(unit)
-        else:
-            children.setdefault(parent, []).append(unit)
-        if v.level == Level.BRANCH and v.active_on(day):
-            for node in path:
-                branches[node] = branches.get(node, 0) + 1
-                members[node] = members.get(node, 0) + v.members
-    return Snapshot(
-        day=day,
-        versions=versions,
-        children={k: tuple(sorted(c)) for k, c in children.items()},
-        roots=tuple(sorted(roots)),
-        branches=branches,
-        members=members,
-        paths=paths,
-    )
+__all__ = [
+    "ALWAYS",
+    "MAX_DEPTH",
+    "SNAPSHOTS_KEPT",
+    "PreparedSnapshot",
+    "Snapshot",
+    "Tree",
+    "UnknownUnitError",
+    "Version",
+]

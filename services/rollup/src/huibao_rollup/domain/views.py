@@ -9,7 +9,7 @@ period's end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from huibao_contracts.calendar import CalendarRules
@@ -29,29 +29,43 @@ def number(value: Decimal | int) -> int | float:
 
 def tree_metrics(tree: Tree, rules: CalendarRules, node: str, period: Period) -> dict[str, int]:
     """`party_day.expected`, `orgunits.branches` and `members.total` of `node` in `period`."""
-    expected = sum(
-        tree.snapshot(rules.party_day_date(m)).branches.get(node, 0) for m in period.months()
-    )
+    return tree_metrics_of(tree, rules, [node], period)[node]
+
+
+def tree_metrics_of(
+    tree: Tree, rules: CalendarRules, nodes: Sequence[str], period: Period
+) -> dict[str, dict[str, int]]:
+    """`tree_metrics` of several nodes, each snapshot looked up once for all of them."""
+    party_days = [tree.snapshot(rules.party_day_date(m)).branches for m in period.months()]
     end = tree.snapshot(period.last_day)
+    branches, members = end.branches, end.members
     return {
-        "party_day.expected": expected,
-        "orgunits.branches": end.branches.get(node, 0),
-        "members.total": end.members.get(node, 0),
+        node: {
+            "party_day.expected": sum(days.get(node, 0) for days in party_days),
+            "orgunits.branches": branches.get(node, 0),
+            "members.total": members.get(node, 0),
+        }
+        for node in nodes
     }
+
+
+_PUBLIC = tuple(
+    (m.name, m.kind, m.numerator or "", m.denominator or "") for m in CATALOGUE if not m.internal
+)
+_ZERO = Decimal(0)
 
 
 def public_metrics(sums: Mapping[str, Decimal], tree_values: Mapping[str, int]) -> dict[str, Value]:
     """Every public metric of the catalogue, in catalogue order."""
     out: dict[str, Value] = {}
-    for m in CATALOGUE:
-        if m.internal:
-            continue
-        if m.kind is MetricKind.SUM:
-            out[m.name] = number(sums.get(m.name, Decimal(0)))
-        elif m.kind is MetricKind.RATIO:
-            den = sums.get(m.denominator or "", Decimal(0))
-            num = sums.get(m.numerator or "", Decimal(0))
-            out[m.name] = round(float(num / den), 6) if den else None
+    get = sums.get
+    for name, kind, numerator, denominator in _PUBLIC:
+        if kind is MetricKind.SUM:
+            value = get(name)
+            out[name] = 0 if value is None else number(value)
+        elif kind is MetricKind.RATIO:
+            den = get(denominator, _ZERO)
+            out[name] = round(float(get(numerator, _ZERO) / den), 6) if den else None
         else:
-            out[m.name] = tree_values.get(m.name, 0)
+            out[name] = tree_values.get(name, 0)
     return out

@@ -3,6 +3,11 @@
 Every route needs a bearer token and answers only inside the token's subtree (403);
 an unknown node is 404, a malformed period or metric 422. List endpoints answer CSV with
 `Accept: text/csv` or `?format=csv`.
+
+JSON answers are encoded once with orjson and sent as bytes (FastAPI's generic encoder
+would walk every value of every request); summaries and children listings are kept in
+the `AnswerCache` until the data they were built from moves (see `huibao_rollup.answers`).
+The caller's scope is checked before the cache is asked, so the cache never decides access.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
+from huibao_rollup.answers import AnswerCache, dumps
 from huibao_rollup.queries import Queries, QueryError, parse_period
 
 PrincipalDep = Callable[..., Awaitable[Principal]]
@@ -41,10 +47,25 @@ def _fail(e: QueryError) -> HTTPException:
     return HTTPException(e.status, error_body(e.field, e.reason, e.message))
 
 
-def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> APIRouter:
-    """The query API routes."""
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+def build_router(  # noqa: PLR0915 (one closure per route)
+    queries: Queries, principal: PrincipalDep, page_cap: int, answers: AnswerCache | None = None
+) -> APIRouter:
+    """The query API routes; `answers` keeps summaries and children listings (none kept
+    without it)."""
     router = APIRouter(prefix="/v1", tags=["rollup"])
     caller = Depends(principal)
+
+    async def cached(key: tuple[Any, ...], build: Callable[[], Awaitable[Any]]) -> bytes:
+        try:
+            if answers is None:
+                return dumps(await build())
+            return await answers.get((*key, queries.today()), build)
+        except QueryError as e:
+            raise _fail(e) from e
 
     def scoped(who: Principal, node: str) -> None:
         try:
@@ -59,12 +80,12 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
             return _csv(
                 ("id", "name", "level"), ((i["id"], i["name"], i["level"]) for i in answer["items"])
             )
-        return answer
+        return _json(dumps(answer))
 
     @router.get("/nodes/{id}", summary="One org unit with its path and children")
     async def node(id: str, who: Principal = caller) -> Any:
         scoped(who, id)
-        return queries.node(id)
+        return _json(dumps(queries.node(id)))
 
     @router.get("/nodes/{id}/summary", summary="Every public metric of a node in a period")
     async def summary(
@@ -77,12 +98,16 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
     ) -> Any:
         scoped(who, id)
         try:
-            answer = await queries.summary(id, parse_period(period))
+            p = parse_period(period)
         except QueryError as e:
             raise _fail(e) from e
         if _wants_csv(request, format):
+            try:
+                answer = await queries.summary(id, p)
+            except QueryError as e:
+                raise _fail(e) from e
             return _csv(("metric", "value"), answer["metrics"].items())
-        return answer
+        return _json(await cached(("summary", id, str(p)), lambda: queries.summary(id, p)))
 
     @router.get("/nodes/{id}/children", summary="Children ranked by a metric")
     async def children(
@@ -98,17 +123,25 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
     ) -> Any:
         scoped(who, id)
         try:
-            answer = await queries.children(
-                id, parse_period(period), metric, min(limit, page_cap), offset
-            )
+            p = parse_period(period)
         except QueryError as e:
             raise _fail(e) from e
+        size = min(limit, page_cap)
         if _wants_csv(request, format):
+            try:
+                answer = await queries.children(id, p, metric, size, offset)
+            except QueryError as e:
+                raise _fail(e) from e
             return _csv(
                 ("rank", "id", "name", "level", "value"),
                 ((i["rank"], i["id"], i["name"], i["level"], i["value"]) for i in answer["items"]),
             )
-        return answer
+        return _json(
+            await cached(
+                ("children", id, str(p), metric, size, offset),
+                lambda: queries.children(id, p, metric, size, offset),
+            )
+        )
 
     @router.get("/nodes/{id}/completeness", summary="Who held the month's Party Day, and who not")
     async def completeness(
@@ -141,7 +174,7 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
                 for i in answer["late_units"]["items"]
             ]
             return _csv(("status", "id", "name", "parent", "reported_at"), rows)
-        return answer
+        return _json(dumps(answer))
 
     @router.get("/nodes/{id}/series", summary="A metric month by month")
     async def series(
@@ -163,6 +196,6 @@ def build_router(queries: Queries, principal: PrincipalDep, page_cap: int) -> AP
             raise _fail(e) from e
         if _wants_csv(request, format):
             return _csv(("period", "value"), ((p["period"], p["value"]) for p in answer["points"]))
-        return answer
+        return _json(dumps(answer))
 
     return router

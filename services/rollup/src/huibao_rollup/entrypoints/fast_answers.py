@@ -1,0 +1,161 @@
+"""The query API's fast path: summaries and children listings without the framework.
+
+Dashboards under load ask for summaries and children listings again and again; resolving
+each through FastAPI (routing, dependency injection, parameter validation) costs more
+than sending a kept answer, and about as much as building a new one. `FastAnswers` sits
+just inside the canonical log middleware (so every request still gets its log line and
+duration metric) and answers a `GET /v1/nodes/{id}/summary` or `/children` itself when,
+and only when, all of this holds:
+
+- the request is plain: a `Bearer` token, JSON wanted (no `format=csv`, no CSV `Accept`),
+  no parameter given twice, `limit` and `offset` plain non-negative integers (`limit` ≥ 1);
+- the token is known and the node lies in its subtree (the same checks as the routes);
+- the period parses, and the answer is kept in the `AnswerCache` or built without error
+  by the same use case, under the same cache key, as the route would.
+
+Anything else, including every error, goes on to the routes, which answer as always. The
+answer sent is the very bytes the route would send, with the same headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from huibao_platform.auth import Principal, TokenStore
+from huibao_platform.errors import StorageUnavailableError
+from huibao_rollup.answers import AnswerCache
+from huibao_rollup.queries import Queries, QueryError, parse_period
+
+PREFIX = "/v1/nodes/"
+_INT = re.compile(r"^[0-9]{1,9}$")
+_SUMMARY = frozenset({"period", "format"})
+_CHILDREN = frozenset({"period", "format", "metric", "limit", "offset"})
+
+
+class FastAnswers:
+    """ASGI middleware answering plain summary and children requests (see the module doc)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        queries: Queries,
+        answers: AnswerCache,
+        tokens: Callable[[], TokenStore],
+        page_cap: int,
+        routes: Callable[[], list[Any]],
+    ) -> None:
+        self.app = app
+        self._queries = queries
+        self._answers = answers
+        self._tokens = tokens
+        self._page_cap = page_cap
+        self._all_routes = routes
+        self._routes: dict[str, Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not scope["path"].startswith(PREFIX)
+            or (body := await self._answer(scope)) is None
+        ):
+            await self.app(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _route(self, kind: str) -> Any:
+        if self._routes is None:
+            self._routes = {
+                r.path.rsplit("/", 1)[-1]: r
+                for r in self._all_routes()
+                if getattr(r, "path", "") in (f"{PREFIX}{{id}}/summary", f"{PREFIX}{{id}}/children")
+            }
+        return self._routes.get(kind)
+
+    async def _answer(self, scope: Scope) -> bytes | None:
+        node, _, kind = scope["path"][len(PREFIX) :].partition("/")
+        if not node or kind not in ("summary", "children"):
+            return None
+        params = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        args = dict(params)
+        if len(args) != len(params) or "period" not in args:
+            return None
+        allowed = _SUMMARY if kind == "summary" else _CHILDREN
+        args = {k: v for k, v in args.items() if k in allowed}
+        token = _plain_bearer(scope, args.get("format"))
+        who: Principal | None = None
+        try:
+            who = await self._tokens().resolve(token) if token else None
+            if who is None:
+                return None
+            self._queries.authorize(who, node)
+            key = self._key(kind, node, args)
+        except (QueryError, StorageUnavailableError):
+            key = None
+        if key is None or who is None:
+            return None
+        full = (*key, self._queries.today())
+        body = self._answers.peek(full)
+        if body is None:
+            try:
+                body = await self._answers.get(full, self._build(kind, node, args))
+            except (QueryError, StorageUnavailableError):
+                return None  # the route answers the error
+        structlog.contextvars.bind_contextvars(principal=who.unit or "admin")
+        if (route := self._route(kind)) is not None:
+            scope["route"] = route  # for the canonical log line's route template
+        return body
+
+    def _key(self, kind: str, node: str, args: dict[str, str]) -> tuple[Any, ...] | None:
+        """The cache key the route would use, None when a parameter is not plain."""
+        period = str(parse_period(args["period"]))
+        if kind == "summary":
+            return ("summary", node, period)
+        limit, offset = args.get("limit", "100"), args.get("offset", "0")
+        if not _INT.match(limit) or not _INT.match(offset) or int(limit) < 1:
+            return None
+        size = min(int(limit), self._page_cap)
+        return ("children", node, period, args.get("metric", "party_day.held"), size, int(offset))
+
+    def _build(
+        self, kind: str, node: str, args: dict[str, str]
+    ) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """The use case the route would call (arguments checked by `_key` already)."""
+        period = parse_period(args["period"])
+        if kind == "summary":
+            return lambda: self._queries.summary(node, period)
+        size = min(int(args.get("limit", "100")), self._page_cap)
+        metric, offset = args.get("metric", "party_day.held"), int(args.get("offset", "0"))
+        return lambda: self._queries.children(node, period, metric, size, offset)
+
+
+def _plain_bearer(scope: Scope, fmt: str | None) -> str | None:
+    """The bearer token of a request that wants JSON, else None."""
+    if fmt not in (None, "json"):
+        return None
+    auth = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            auth = value
+        elif name == b"accept" and fmt is None and b"text/csv" in value:
+            return None
+    scheme, _, token = auth.decode("latin-1").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
