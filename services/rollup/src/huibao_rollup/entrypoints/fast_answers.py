@@ -119,8 +119,8 @@ class FastAnswers:
             except (QueryError, StorageUnavailableError):
                 return None  # the route answers the error
         structlog.contextvars.bind_contextvars(principal=who.unit or "admin")
-        if (route := self._route(kind)) is not None:
-            scope["route"] = route  # for the canonical log line's route template
+        # for the canonical log line's and the metrics' route template
+        scope["route"] = self._route(kind) or _Template(f"{PREFIX}{{id}}/{kind}")
         return body
 
     def _key(self, kind: str, node: str, args: dict[str, str]) -> tuple[Any, ...] | None:
@@ -159,3 +159,10 @@ def _plain_bearer(scope: Scope, fmt: str | None) -> str | None:
     scheme, _, token = auth.decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+class _Template:
+    """Stands for the route of an answer given here: what `route_template` reads."""
+
+    def __init__(self, path_format: str) -> None:
+        self.path_format = path_format
