@@ -227,7 +227,6 @@ def build_app(settings: RollupSettings | None = None, *, clock: Clock | None = N
         answers=service.answers,
         tokens=service.token_store,
         page_cap=settings.page_size_max,
-        routes=lambda: app.routes,
     )
     install_common(
         app,

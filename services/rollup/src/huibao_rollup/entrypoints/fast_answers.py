@@ -49,15 +49,12 @@ class FastAnswers:
         answers: AnswerCache,
         tokens: Callable[[], TokenStore],
         page_cap: int,
-        routes: Callable[[], list[Any]],
     ) -> None:
         self.app = app
         self._queries = queries
         self._answers = answers
         self._tokens = tokens
         self._page_cap = page_cap
-        self._all_routes = routes
-        self._routes: dict[str, Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -79,15 +76,6 @@ class FastAnswers:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-    def _route(self, kind: str) -> Any:
-        if self._routes is None:
-            self._routes = {
-                r.path.rsplit("/", 1)[-1]: r
-                for r in self._all_routes()
-                if getattr(r, "path", "") in (f"{PREFIX}{{id}}/summary", f"{PREFIX}{{id}}/children")
-            }
-        return self._routes.get(kind)
 
     async def _answer(self, scope: Scope) -> bytes | None:
         node, _, kind = scope["path"][len(PREFIX) :].partition("/")
@@ -119,8 +107,9 @@ class FastAnswers:
             except (QueryError, StorageUnavailableError):
                 return None  # the route answers the error
         structlog.contextvars.bind_contextvars(principal=who.unit or "admin")
-        # for the canonical log line's and the metrics' route template
-        scope["route"] = self._route(kind) or _Template(f"{PREFIX}{{id}}/{kind}")
+        # the template the canonical log line and the HTTP metrics label it with (FastAPI
+        # nests included routes, so there is no route object to look up cheaply)
+        scope["route"] = _Template(f"{PREFIX}{{id}}/{kind}")
         return body
 
     def _key(self, kind: str, node: str, args: dict[str, str]) -> tuple[Any, ...] | None:
