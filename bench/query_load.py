@@ -489,7 +489,8 @@ async def stack_run(args: argparse.Namespace) -> dict[str, Any]:
             targets["query_only"] = reader.url
         if args.hold:
             await _hold(args.hold, stack, targets, token, paths)
-        for name, url in targets.items():
+
+        async def measure(url: str) -> dict[str, Any]:
             res = await run_load(
                 url,
                 token,
@@ -500,7 +501,10 @@ async def stack_run(args: argparse.Namespace) -> dict[str, Any]:
                 warmup=args.warmup,
             )
             res["loadavg_after"] = _loadavg()
-            out[f"idle/{name}"] = res
+            return res
+
+        for name, url in targets.items():
+            out[f"idle/{name}"] = await measure(url)
         if args.ingest_rate > 0:
             producer = await bench.new_producer(stack.bootstrap_servers)
             load_day = max(today.replace(day=1), today - dt.timedelta(days=1))
@@ -511,16 +515,7 @@ async def stack_run(args: argparse.Namespace) -> dict[str, Any]:
                         feed.run(args.ingest_rate, args.duration + args.warmup + 5, None)
                     )
                     await asyncio.sleep(2)
-                    res = await run_load(
-                        url,
-                        token,
-                        paths,
-                        args.rate,
-                        args.duration,
-                        connections=args.connections,
-                        warmup=args.warmup,
-                    )
-                    res["loadavg_after"] = _loadavg()
+                    res = await measure(url)
                     res["ingest_rate"] = args.ingest_rate
                     out[f"ingesting/{name}"] = res
                     await ingest

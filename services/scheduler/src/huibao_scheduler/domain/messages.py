@@ -41,16 +41,7 @@ def upcoming_all(rules: CalendarRules, month: Period, units: Iterable[Unit]) -> 
         f"请按时组织开展，并于{_deadline_label(rules, month)}前上报。"
     )
     details = {"party_day": day.isoformat(), "deadline": deadline.isoformat()}
-    return [
-        Notification(
-            kind=NotificationKind.UPCOMING,
-            to=unit.id,
-            period=str(month),
-            text=unit.name + rest,
-            details=details,
-        )
-        for unit in units
-    ]
+    return _to_each(NotificationKind.UPCOMING, month, units, rest, details)
 
 
 def not_reported(rules: CalendarRules, month: Period, unit: Unit) -> Notification:
@@ -67,15 +58,20 @@ def not_reported_all(
         f"截止时间为{_deadline_label(rules, month)}，请尽快上报。"
     )
     details = {"deadline": rules.deadline(month).isoformat()}
+    return _to_each(NotificationKind.NOT_REPORTED, month, units, rest, details)
+
+
+def _to_each(
+    kind: NotificationKind,
+    month: Period,
+    units: Iterable[Unit],
+    rest: str,
+    details: dict[str, str],
+) -> list[Notification]:
+    """One notification of `kind` per unit: its name, then `rest`; `details` shared."""
     return [
-        Notification(
-            kind=NotificationKind.NOT_REPORTED,
-            to=unit.id,
-            period=str(month),
-            text=unit.name + rest,
-            details=details,
-        )
-        for unit in units
+        Notification(kind=kind, to=u.id, period=str(month), text=u.name + rest, details=details)
+        for u in units
     ]
 
 
