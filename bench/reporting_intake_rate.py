@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -34,9 +33,9 @@ from typing import Any
 
 import asyncpg
 import orjson
-import psutil
 from aiokafka import AIOKafkaProducer
 
+from bench.embedded import cpu_seconds, infrastructure
 from bench.generate import city_tree, month_workload, months_before
 from huibao_contracts import topics
 from huibao_contracts.orgunits import OrgUnit
@@ -81,24 +80,6 @@ async def publish(bootstrap: str, prefix: str, events: list[dict[str, Any]]) -> 
     return time.perf_counter() - started
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) of the processes `pids` and all their children."""
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for p in procs:
-            try:
-                t = p.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
-    return total
-
-
 async def run(
     args: argparse.Namespace, database: str, bootstrap: str, servers: dict[str, int]
 ) -> dict[str, Any]:
@@ -132,7 +113,7 @@ async def run(
             await asyncio.sleep(0.05)  # the registry's changes are out
         published = await publish(bootstrap, prefix, events)
         started, cpu = time.perf_counter(), time.process_time()
-        others = {name: cpu_seconds([pid]) for name, pid in servers.items()}
+        others = {name: cpu_seconds(pid) for name, pid in servers.items()}
         deadline = started + args.timeout
         while _ruled() - before < len(events) and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
@@ -143,7 +124,7 @@ async def run(
             await asyncio.sleep(0.05)
         relay_s = time.perf_counter() - started
         cpu = time.process_time() - cpu
-        others = {name: cpu_seconds([servers[name]]) - t for name, t in others.items()}
+        others = {name: cpu_seconds(servers[name]) - t for name, t in others.items()}
         stored = await pool.fetchval("SELECT count(*) FROM reporting.events_seen")
         activities = await pool.fetchval("SELECT count(*) FROM reporting.activities")
     ruled = int(_ruled() - before)
@@ -174,25 +155,9 @@ async def run(
 async def main(args: argparse.Namespace) -> None:
     configure_logging("bench", "warning")
     async with AsyncExitStack() as stack:
-        database, bootstrap = args.database, args.bootstrap
-        servers: dict[str, int] = {}
-        if not database or not bootstrap:
-            from huibao_stack.broker import EmbeddedBroker
-            from huibao_stack.postgres import EmbeddedPostgres
-
-            run_dir = Path(tempfile.mkdtemp(prefix="reporting-bench-"))
-            if not database:
-                pg = EmbeddedPostgres()
-                await pg.start()
-                stack.push_async_callback(pg.close)
-                database = await pg.create_database("reporting_bench")
-                servers["postgres"] = pg.pid or 0
-            if not bootstrap:
-                broker = EmbeddedBroker(log_path=run_dir / "broker.log", create_topics=False)
-                await broker.start()
-                stack.push_async_callback(broker.close)
-                bootstrap = broker.bootstrap_servers
-                servers["broker"] = broker.pid or 0
+        database, bootstrap, servers = await infrastructure(
+            stack, args.database, args.bootstrap, "reporting_bench"
+        )
         results = []
         for i in range(args.runs):
             r = await run(args, database, bootstrap, servers)

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -32,6 +31,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.embedded import infrastructure
 from huibao_contracts.periods import Period
 from huibao_platform.logs import configure_logging
 from huibao_platform.serve import tune_gc
@@ -237,22 +237,9 @@ async def run(args: argparse.Namespace, database: str, bootstrap: str) -> dict[s
 async def main(args: argparse.Namespace) -> None:
     configure_logging("bench", "warning")
     async with AsyncExitStack() as stack:
-        database, bootstrap = args.database, args.bootstrap
-        if not database or not bootstrap:
-            from huibao_stack.broker import EmbeddedBroker
-            from huibao_stack.postgres import EmbeddedPostgres
-
-            run_dir = Path(tempfile.mkdtemp(prefix="rollup-bench-"))
-            if not database:
-                pg = EmbeddedPostgres()
-                await pg.start()
-                stack.push_async_callback(pg.close)
-                database = await pg.create_database("rollup_bench")
-            if not bootstrap:
-                broker = EmbeddedBroker(log_path=run_dir / "broker.log", create_topics=False)
-                await broker.start()
-                stack.push_async_callback(broker.close)
-                bootstrap = broker.bootstrap_servers
+        database, bootstrap, _ = await infrastructure(
+            stack, args.database, args.bootstrap, "rollup_bench"
+        )
         results = []
         for i in range(args.runs):
             r = await run(args, database, bootstrap)
