@@ -7,13 +7,13 @@ evolution is additive; a breaking change is a new `.vN` type.
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from huibao_contracts.orgunits import Level
+from huibao_contracts.storable import StorableDate, Text
 
 TEXT = 200
 """Length limit of short text fields such as a theme or a topic."""
@@ -22,7 +22,7 @@ TEXT = 200
 class ActivityBase(BaseModel):
     """Fields every activity payload carries."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     activity_id: str = Field(
         min_length=1,
@@ -34,8 +34,9 @@ class ActivityBase(BaseModel):
     revision: int = Field(
         default=1, ge=1, le=1_000_000, description="Revision; the highest wins.", examples=[1]
     )
-    date: dt.date = Field(
-        description="Local date the activity took place.", examples=["2026-05-26"]
+    date: StorableDate = Field(
+        description="Local date the activity took place (year 1000 to 9998).",
+        examples=["2026-05-26"],
     )
     retracted: bool = Field(
         default=False, description="True withdraws the activity: it no longer counts anywhere."
@@ -61,7 +62,7 @@ class PartyDayHeld(ActivityBase):
         ge=0, le=100_000, description="Party members of the branch.", examples=[31]
     )
     attendees: int = Field(ge=0, le=100_000, description="Members who attended.", examples=[28])
-    theme: str = Field(
+    theme: Text = Field(
         default="",
         max_length=TEXT,
         description="Theme of the day.",
@@ -70,19 +71,19 @@ class PartyDayHeld(ActivityBase):
     agenda: tuple[AgendaItem, ...] = Field(
         default=(), max_length=20, description="Agenda items held.", examples=[["oath_renewal"]]
     )
-    lesson: str | None = Field(
+    lesson: Text | None = Field(
         default=None,
         max_length=TEXT,
         description="The month's lesson (一课).",
         examples=["党章学习"],
     )
-    film: str | None = Field(
+    film: Text | None = Field(
         default=None,
         max_length=TEXT,
         description="The month's film (一片).",
         examples=["《焦裕禄》"],
     )
-    practice: str | None = Field(
+    practice: Text | None = Field(
         default=None,
         max_length=TEXT,
         description="The month's practice (一实践).",
@@ -122,7 +123,9 @@ class LessonDelivered(ActivityBase):
     speaker_role: SpeakerRole = Field(
         description="Role of the speaker.", examples=["branch_secretary"]
     )
-    topic: str = Field(min_length=1, max_length=TEXT, description="Topic.", examples=["我来讲党课"])
+    topic: Text = Field(
+        min_length=1, max_length=TEXT, description="Topic.", examples=["我来讲党课"]
+    )
     format: LessonFormat = Field(default=LessonFormat.ON_SITE, description="Delivery format.")
     audience: int = Field(ge=0, le=1_000_000, description="People who attended.", examples=[45])
     duration_minutes: int = Field(default=45, ge=1, le=1440, description="Length in minutes.")
@@ -149,10 +152,10 @@ class TrainingHeld(ActivityBase):
 class OutreachHeld(ActivityBase):
     """`huibao.outreach.held.v1`: a policy outreach lecture (宣讲) with its survey."""
 
-    lecturer: str | None = Field(
+    lecturer: Text | None = Field(
         default=None, max_length=TEXT, description="Lecturer (role or name)."
     )
-    station: str | None = Field(default=None, max_length=TEXT, description="Station or venue.")
+    station: Text | None = Field(default=None, max_length=TEXT, description="Station or venue.")
     audience: int = Field(ge=0, le=1_000_000, description="People reached.", examples=[120])
     expected: int = Field(ge=0, le=1_000_000, description="People expected.", examples=[130])
     present: int = Field(ge=0, le=1_000_000, description="People present.", examples=[120])
@@ -197,7 +200,7 @@ class FeedbackResolved(ActivityBase):
 class ScreeningHeld(ActivityBase):
     """`huibao.screening.held.v1`: a film from the library (片库) was screened."""
 
-    film: str = Field(
+    film: Text = Field(
         min_length=1, max_length=TEXT, description="Film title.", examples=["《焦裕禄》"]
     )
     audience: int = Field(ge=0, le=1_000_000, description="Audience.", examples=[60])
@@ -216,7 +219,7 @@ class PointsAwarded(ActivityBase):
     points: int = Field(
         ge=-1000, le=1000, description="Points; negative for a deduction.", examples=[5]
     )
-    reason: str = Field(min_length=1, max_length=TEXT, description="Why.", examples=["志愿服务"])
+    reason: Text = Field(min_length=1, max_length=TEXT, description="Why.", examples=["志愿服务"])
 
 
 ACTIVITY_TYPES: Final[dict[str, type[ActivityBase]]] = {

@@ -6,9 +6,10 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from huibao_contracts.orgunits import OrgUnitId
+from huibao_contracts.storable import INT4_MAX, NUL_MESSAGE, StorableInstant, Text
 
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 """CloudEvents 1.0: extension attribute names are lower-case letters and digits, at most 20."""
@@ -37,37 +38,38 @@ class CloudEvent(BaseModel):
     __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
 
     specversion: Literal["1.0"] = Field(description="CloudEvents version.", examples=["1.0"])
-    id: str = Field(
+    id: Text = Field(
         min_length=1, max_length=200, description="Unique per source.", examples=["evt-7f3a"]
     )
-    source: str = Field(
+    source: Text = Field(
         min_length=1,
         max_length=500,
         description="URI-reference of the reporting platform.",
         examples=["/platforms/qingyuan-dangjian"],
     )
-    type: str = Field(
+    type: Text = Field(
         min_length=1,
         max_length=200,
         description="Versioned event type.",
         examples=["huibao.party_day.held.v1"],
     )
     subject: OrgUnitId = Field(description="The org unit the activity belongs to.")
-    time: AwareDatetime | None = Field(
+    time: StorableInstant | None = Field(
         default=None,
-        description="When the source platform recorded the activity (RFC 3339 with offset).",
+        description="When the source platform recorded the activity (RFC 3339 with offset;"
+        " the offset within ±15:59, the year from 1000 to 9998).",
         examples=["2026-05-26T16:30:00+08:00"],
     )
     datacontenttype: Literal["application/json"] = Field(
         default="application/json", description="Always application/json."
     )
-    dataschema: str | None = Field(default=None, max_length=500)
-    traceparent: str | None = Field(
+    dataschema: Text | None = Field(default=None, max_length=500)
+    traceparent: Text | None = Field(
         default=None,
         max_length=55,
         description="W3C trace context (distributed tracing extension).",
     )
-    tracestate: str | None = Field(default=None, max_length=512)
+    tracestate: Text | None = Field(default=None, max_length=512)
     data: dict[str, Any] = Field(description="The payload of `type`.")
 
     @model_validator(mode="after")
@@ -83,6 +85,13 @@ class CloudEvent(BaseModel):
                 )
             if isinstance(value, str) and len(value) > 1000:
                 raise ValueError(f"extension attribute {name!r} is longer than 1000 characters")
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"extension attribute {name!r}: {NUL_MESSAGE}")
+            if isinstance(value, int) and not -INT4_MAX - 1 <= value <= INT4_MAX:
+                raise ValueError(
+                    f"extension attribute {name!r}: a CloudEvents Integer is 32 bits"
+                    f" (-2147483648 to 2147483647), not {value}"
+                )
         return self
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from huibao_contracts.storable import BIGINT_MAX, StorableDate, Text
+
 ORG_UNIT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 OrgUnitId = Annotated[
@@ -43,7 +45,7 @@ class OrgUnit(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: OrgUnitId
-    name: str = Field(
+    name: Text = Field(
         min_length=1,
         max_length=200,
         description="Display name.",
@@ -56,10 +58,10 @@ class OrgUnit(BaseModel):
     members: int = Field(
         default=0, ge=0, le=1_000_000, description="Party members (branches).", examples=[31]
     )
-    opened: dt.date | None = Field(
+    opened: StorableDate | None = Field(
         default=None, description="First day active; absent means active since always."
     )
-    closed: dt.date | None = Field(
+    closed: StorableDate | None = Field(
         default=None, description="First day no longer active; absent means still active."
     )
 
@@ -89,9 +91,11 @@ class OrgUnitChange(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seq: int = Field(ge=1, description="Registry sequence number, increasing with every change.")
+    seq: int = Field(
+        ge=1, le=BIGINT_MAX, description="Registry sequence number, increasing with every change."
+    )
     kind: Literal["upsert", "move", "merge", "close"] = Field(description="What happened.")
-    effective: dt.date | None = Field(
+    effective: StorableDate | None = Field(
         description="Date from which the change holds; absent means since always."
     )
     unit: OrgUnit

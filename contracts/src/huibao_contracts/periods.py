@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from huibao_contracts.storable import year_error
+
 _PATTERN = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<quarter>[1-4])))?$")
 
 
@@ -39,6 +41,8 @@ class Period:
                 f"{text!r} is not a period: use YYYY-MM (month), YYYY-Qn (quarter) or YYYY (year)"
             )
         year = int(m["year"])
+        if (error := year_error(year)) is not None:
+            raise InvalidPeriodError(f"{text!r} is not a period: {error}")
         if m["month"]:
             return cls(year, PeriodKind.MONTH, int(m["month"]))
         if m["quarter"]:
