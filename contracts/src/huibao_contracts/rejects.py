@@ -22,6 +22,9 @@ class Reason(StrEnum):
     CONFLICTING_ACTIVITY = "conflicting_activity"
     OUT_OF_SCOPE = "out_of_scope"
     TOO_LARGE = "too_large"
+    UNSTORABLE = "unstorable"
+    """PostgreSQL refused a value of the event although it validated (a second line of
+    defence: validation is meant to refuse every such value by name)."""
 
 
 class FieldError(BaseModel):

@@ -9,5 +9,10 @@ class StorageUnavailableError(HuibaoError):
     """PostgreSQL cannot be reached or refused the operation for a transient reason."""
 
 
+class UnstorableValueError(HuibaoError):
+    """PostgreSQL refused a value (a data error, SQLSTATE class 22, or the driver could not
+    encode it): retrying cannot help; the record holding it is refused as `unstorable`."""
+
+
 class BrokerUnavailableError(HuibaoError):
     """The Kafka broker cannot be reached."""

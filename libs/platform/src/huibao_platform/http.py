@@ -20,7 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huibao_platform import metrics
 from huibao_platform.auth import Principal, TokenStore
-from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
+from huibao_platform.errors import (
+    BrokerUnavailableError,
+    StorageUnavailableError,
+    UnstorableValueError,
+)
 from huibao_platform.logs import get_logger
 
 log = get_logger("http")
@@ -88,6 +92,11 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    @app.exception_handler(UnstorableValueError)
+    async def on_unstorable(_: Request, exc: Exception) -> JSONResponse:
+        # a value PostgreSQL refused: the request cannot succeed as it is (never a 503)
+        return JSONResponse(error_body("body", "unstorable", str(exc)), status_code=422)
 
     app.add_middleware(CanonicalLogMiddleware, app_routes=app)
 

@@ -8,14 +8,17 @@ from contextlib import asynccontextmanager
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from huibao_platform.errors import StorageUnavailableError
+from huibao_platform.errors import StorageUnavailableError, UnstorableValueError
 
 
 @asynccontextmanager
 async def storage_errors() -> AsyncIterator[None]:
-    """Turn connection failures and PostgreSQL errors into StorageUnavailableError."""
+    """Turn connection failures and PostgreSQL errors into StorageUnavailableError, and a
+    value PostgreSQL refuses (a data error: retrying cannot help) into UnstorableValueError."""
     try:
         yield
+    except asyncpg.DataError as e:
+        raise UnstorableValueError(f"PostgreSQL refused a value: {e}") from e
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
         raise StorageUnavailableError(f"PostgreSQL: {e}") from e
 

@@ -5,6 +5,12 @@ the registry changes: adapters/registry_cache.py), then decided and stored in on
 PostgreSQL transaction together with its outbox records: accepted events for
 `huibao.activity.accepted`, refused ones for `huibao.activity.rejected`. When `submit`
 returns, every accepted event is durable.
+
+A value PostgreSQL refuses although it validated (a data error: the contract types are
+meant to refuse every such value by name, this is the second line) fails only its own
+event: the batch is probed event by event in savepoints of a transaction that is rolled
+back, the events that fail are refused as `unstorable`, and the rest is stored. A dry run
+runs the very same transaction and rolls it back, so it answers what a real run would.
 """
 
 from __future__ import annotations
@@ -18,16 +24,20 @@ import orjson
 
 from huibao_contracts import topics
 from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE
-from huibao_contracts.rejects import FieldError
+from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform import metrics
 from huibao_platform.clock import Clock
+from huibao_platform.errors import UnstorableValueError
+from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRecord
 from huibao_reporting.adapters import intake_repo
 from huibao_reporting.adapters.registry_cache import RegistryCache
-from huibao_reporting.adapters.storage import storage_errors
+from huibao_reporting.adapters.storage import Conn, storage_errors
 from huibao_reporting.domain.checks import IntakeRules, check_event
 from huibao_reporting.domain.decisions import Status, decide
 from huibao_reporting.domain.events import ParsedEvent, Submission, normalised, parse_event
+
+log = get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -98,12 +108,7 @@ class Intake:
                     if errors := check_event(e, view, now, self._rules, scope):
                         results[i].errors = errors
                         del parsed[i]
-            if dry_run:
-                state = await intake_repo.load_state(self._pool, list(parsed.values()))
-                for i, e in parsed.items():
-                    results[i].status, results[i].errors = decide(e, state)
-            else:
-                await self._store(submissions, parsed, results, channel)
+            await self._store(submissions, parsed, results, channel, dry_run=dry_run)
         for r in results:
             reason = str(r.errors[0].reason) if r.errors else ""
             metrics.INTAKE.labels(channel, str(r.status), reason).inc()
@@ -115,26 +120,106 @@ class Intake:
         parsed: dict[int, ParsedEvent],
         results: list[EventResult],
         channel: str,
+        *,
+        dry_run: bool,
     ) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            received = self._clock.now()
-            await intake_repo.lock(conn, list(parsed.values()))
-            state = await intake_repo.load_state(conn, list(parsed.values()))
-            accepted: dict[int, intake_repo.AcceptedEvent] = {}
-            records: list[OutboxRecord] = []
-            for i, e in parsed.items():
-                results[i].status, results[i].errors = decide(e, state)
-                if results[i].status is Status.ACCEPTED:
-                    data = e.payload.model_dump(mode="json")
-                    accepted[i] = intake_repo.AcceptedEvent(e, received, data)
-            for i, r in enumerate(results):
-                if r.status is Status.ACCEPTED:
-                    records.append(accepted_record(accepted[i]))
-                elif r.status is Status.REJECTED:
-                    records.append(rejected_record(submissions[i], r.errors, channel))
-            await intake_repo.store(conn, list(accepted.values()), channel, records)
-        if records:
-            self._on_commit()
+        """Store the batch; refuse as `unstorable` the events PostgreSQL cannot hold."""
+        for _ in range(len(parsed) + 1):
+            try:
+                async with storage_errors():
+                    stored = await self._store_batch(
+                        submissions, parsed, results, channel, dry_run=dry_run
+                    )
+            except UnstorableValueError as e:
+                log.warning("intake_unstorable_batch", error=str(e), events=len(parsed))
+                bad = await self._unstorable(parsed, channel) or dict.fromkeys(parsed, str(e))
+                for i, message in bad.items():
+                    del parsed[i]
+                    results[i].status = Status.REJECTED
+                    results[i].errors = [
+                        FieldError(
+                            field="event",
+                            reason=Reason.UNSTORABLE,
+                            message=f"PostgreSQL cannot store a value of this event: {message}",
+                        )
+                    ]
+                continue
+            if stored and not dry_run:
+                self._on_commit()
+            return
+
+    async def _unstorable(self, parsed: dict[int, ParsedEvent], channel: str) -> dict[int, str]:
+        """The events whose own rows PostgreSQL refuses, with its message: each is written in
+        a savepoint of one transaction that is always rolled back."""
+        bad: dict[int, str] = {}
+        async with storage_errors(), self._pool.acquire() as conn:
+            outer = conn.transaction()
+            await outer.start()
+            try:
+                received = self._clock.now()
+                for i, e in parsed.items():
+                    try:
+                        async with conn.transaction():
+                            one = intake_repo.AcceptedEvent(
+                                e, received, e.payload.model_dump(mode="json")
+                            )
+                            await intake_repo.store(conn, [one], channel, [accepted_record(one)])
+                    except asyncpg.DataError as err:
+                        bad[i] = str(err)
+            finally:
+                await outer.rollback()
+        return bad
+
+    async def _store_batch(
+        self,
+        submissions: Sequence[Submission],
+        parsed: dict[int, ParsedEvent],
+        results: list[EventResult],
+        channel: str,
+        *,
+        dry_run: bool,
+    ) -> bool:
+        """One transaction for the batch (rolled back in a dry run); True when it wrote
+        outbox records."""
+        async with self._pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                records = await self._write(conn, submissions, parsed, results, channel)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if dry_run:
+                await transaction.rollback()
+            else:
+                await transaction.commit()
+        return bool(records)
+
+    async def _write(
+        self,
+        conn: Conn,
+        submissions: Sequence[Submission],
+        parsed: dict[int, ParsedEvent],
+        results: list[EventResult],
+        channel: str,
+    ) -> list[OutboxRecord]:
+        received = self._clock.now()
+        await intake_repo.lock(conn, list(parsed.values()))
+        state = await intake_repo.load_state(conn, list(parsed.values()))
+        accepted: dict[int, intake_repo.AcceptedEvent] = {}
+        records: list[OutboxRecord] = []
+        for i, e in parsed.items():
+            results[i].status, results[i].errors = decide(e, state)
+            if results[i].status is Status.ACCEPTED:
+                data = e.payload.model_dump(mode="json")
+                accepted[i] = intake_repo.AcceptedEvent(e, received, data)
+        for i, r in enumerate(results):
+            if r.status is Status.ACCEPTED:
+                records.append(accepted_record(accepted[i]))
+            elif r.status is Status.REJECTED:
+                records.append(rejected_record(submissions[i], r.errors, channel))
+        await intake_repo.store(conn, list(accepted.values()), channel, records)
+        return records
 
 
 def accepted_record(accepted: intake_repo.AcceptedEvent) -> OutboxRecord:
