@@ -27,6 +27,16 @@ CREATE TABLE IF NOT EXISTS reporting.placements (
 );
 CREATE INDEX IF NOT EXISTS placements_parent ON reporting.placements (parent);
 
+-- Dated names and member counts (a unit without rows: its orgunits name and members since
+-- always).
+CREATE TABLE IF NOT EXISTS reporting.unit_labels (
+    unit       text    NOT NULL,
+    valid_from date    NOT NULL,
+    name       text    NOT NULL,
+    members    integer NOT NULL,
+    PRIMARY KEY (unit, valid_from)
+);
+
 -- Every accepted message, by source + id: a repeat is a duplicate.
 CREATE TABLE IF NOT EXISTS reporting.events_seen (
     source      text        NOT NULL,

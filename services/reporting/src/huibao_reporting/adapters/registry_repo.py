@@ -15,20 +15,27 @@ from huibao_contracts import topics
 from huibao_contracts.orgunits import Level, OrgUnit, OrgUnitChange
 from huibao_platform.outbox import OutboxRecord, enqueue
 from huibao_reporting.adapters.storage import Conn, Executor
-from huibao_reporting.domain.registry import Placement, RegistryView, UnitRecord
+from huibao_reporting.domain.registry import Label, Placement, RegistryView, UnitRecord
 from huibao_reporting.domain.registry_changes import Change
 
 SCHEMA = "reporting"
 REGISTRY_LOCK = 0x4855_4942_5245_47  # "HUIBREG": serialises registry writers
 
 _SELECT_UNITS = """
-SELECT u.id, u.name, u.level, u.parent, u.members, u.opened, u.closed, pl.froms, pl.parents
+SELECT u.id, u.name, u.level, u.parent, u.members, u.opened, u.closed, u.merged_into,
+       pl.froms, pl.parents, lb.froms AS label_froms, lb.names, lb.members AS label_members
 FROM reporting.orgunits u
 JOIN LATERAL (
     SELECT array_agg(p.valid_from ORDER BY p.valid_from) AS froms,
            array_agg(p.parent ORDER BY p.valid_from) AS parents
     FROM reporting.placements p WHERE p.unit = u.id
 ) pl ON true
+JOIN LATERAL (
+    SELECT array_agg(l.valid_from ORDER BY l.valid_from) AS froms,
+           array_agg(l.name ORDER BY l.valid_from) AS names,
+           array_agg(l.members ORDER BY l.valid_from) AS members
+    FROM reporting.unit_labels l WHERE l.unit = u.id
+) lb ON true
 """
 
 _CLOSURE = (
@@ -71,7 +78,15 @@ def _record(row: asyncpg.Record) -> UnitRecord:
         closed=row["closed"],
     )
     froms, parents = row["froms"] or [], row["parents"] or []
-    return UnitRecord(unit, tuple(Placement(f, p) for f, p in zip(froms, parents, strict=True)))
+    labels = zip(
+        row["label_froms"] or [], row["names"] or [], row["label_members"] or [], strict=True
+    )
+    return UnitRecord(
+        unit,
+        tuple(Placement(f, p) for f, p in zip(froms, parents, strict=True)),
+        tuple(Label(f, n, m) for f, n, m in labels),
+        row["merged_into"],
+    )
 
 
 async def load_view(
@@ -120,7 +135,7 @@ async def store_changes(conn: Conn, changes: Sequence[Change]) -> list[OrgUnitCh
             seq=seq,
             kind=c.kind,
             effective=c.effective,
-            unit=c.record.unit,
+            unit=c.published_unit,
             path=c.path,
             merged_into=c.merged_into,
         )
@@ -137,7 +152,7 @@ async def store_changes(conn: Conn, changes: Sequence[Change]) -> list[OrgUnitCh
         [u.members for u in units],
         [u.opened for u in units],
         [u.closed for u in units],
-        [c.merged_into for c, _ in last.values()],
+        [c.record.merged_into or c.merged_into for c, _ in last.values()],
         [seq for _, seq in last.values()],
     )
     ids = list(last)
@@ -150,6 +165,17 @@ async def store_changes(conn: Conn, changes: Sequence[Change]) -> list[OrgUnitCh
         schema_name=SCHEMA,
         columns=["unit", "valid_from", "parent"],
         records=placements,
+    )
+    await conn.execute("DELETE FROM reporting.unit_labels WHERE unit = ANY($1::text[])", ids)
+    await conn.copy_records_to_table(
+        "unit_labels",
+        schema_name=SCHEMA,
+        columns=["unit", "valid_from", "name", "members"],
+        records=[
+            (c.record.id, x.valid_from, x.name, x.members)
+            for c, _ in last.values()
+            for x in c.record.all_labels
+        ],
     )
     await enqueue(
         conn,

@@ -3,6 +3,13 @@
 A unit's parent may change over time (a move, a merge): each change is a `Placement`
 valid from a date. `SINCE_ALWAYS` marks the placement in force before any dated change.
 The path of a unit on a day follows, at every step up, the placement in force that day.
+
+Names and member counts are dated the same way (`Label`), on a timeline of their own: a
+rename from one day on holds across a move dated before or after it. Level, opening,
+closing and the unit a merged unit went into belong to the unit, not to a date. The
+*points* of a unit are the dates of its placements and labels; `state_on` gives the unit
+as it stood on a day, and one `OrgUnitChange` is published per point (see
+`registry_changes.republished`).
 """
 
 from __future__ import annotations
@@ -33,11 +40,24 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class Label:
+    """The name and member count of a unit from `valid_from` on (until the next label)."""
+
+    valid_from: dt.date
+    name: str
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnitRecord:
-    """A unit as stored: its current state and every placement, oldest first."""
+    """A unit as stored: its latest state, every placement and every label, oldest first.
+
+    No labels means one label since always with the name and members of `unit`."""
 
     unit: OrgUnit
     placements: tuple[Placement, ...]
+    labels: tuple[Label, ...] = ()
+    merged_into: str | None = None
 
     @property
     def id(self) -> str:
@@ -59,10 +79,68 @@ class UnitRecord:
         """True when the unit has been moved with an effective date."""
         return any(p.valid_from != SINCE_ALWAYS for p in self.placements)
 
+    @property
+    def all_labels(self) -> tuple[Label, ...]:
+        """The labels, oldest first (one since always when none is stored)."""
+        return self.labels or (Label(SINCE_ALWAYS, self.unit.name, self.unit.members),)
+
+    def label_on(self, day: dt.date) -> Label:
+        """The label in force on `day` (the earliest one before any dated label)."""
+        labels = self.all_labels
+        current = labels[0]
+        for label in labels:
+            if label.valid_from <= day:
+                current = label
+            else:
+                break
+        return current
+
+    def points(self) -> list[dt.date]:
+        """The dates from which the unit's dated state changes, oldest first."""
+        return sorted(
+            {p.valid_from for p in self.placements} | {x.valid_from for x in self.all_labels}
+        )
+
+    def state_on(self, day: dt.date) -> OrgUnit:
+        """The unit as it stood on `day`: the parent, name and members in force then."""
+        label = self.label_on(day)
+        return self.unit.model_copy(
+            update={"parent": self.parent_on(day), "name": label.name, "members": label.members}
+        )
+
+    def with_label(self, day: dt.date, name: str, members: int) -> UnitRecord:
+        """This record with `name` and `members` from `day` on (replacing a label that
+        starts the same day); `unit` keeps the latest label."""
+        kept = [x for x in self.all_labels if x.valid_from != day]
+        labels = tuple(sorted([*kept, Label(day, name, members)], key=lambda x: x.valid_from))
+        latest = labels[-1]
+        unit = self.unit.model_copy(update={"name": latest.name, "members": latest.members})
+        return UnitRecord(unit, self.placements, labels, self.merged_into)
+
+    def placed(self, day: dt.date, parent: str | None) -> UnitRecord:
+        """This record under `parent` from `day` on (replacing a placement of that day);
+        `unit` keeps the latest parent."""
+        kept = [p for p in self.placements if p.valid_from != day]
+        placements = tuple(sorted([*kept, Placement(day, parent)], key=lambda p: p.valid_from))
+        unit = self.unit.model_copy(update={"parent": placements[-1].parent})
+        return UnitRecord(unit, placements, self.labels, self.merged_into)
+
+    def with_point(self, day: dt.date) -> UnitRecord:
+        """This record with a point on `day` (the label in force copied there when none
+        starts that day): a close or a merge publishes a version from its date."""
+        if day in self.points():
+            return self
+        label = self.label_on(day)
+        return self.with_label(day, label.name, label.members)
+
 
 def record_of(unit: OrgUnit) -> UnitRecord:
-    """A record for a unit that has no dated placement yet."""
-    return UnitRecord(unit, (Placement(SINCE_ALWAYS, unit.parent),))
+    """A record for a unit that has no dated placement or label yet."""
+    return UnitRecord(
+        unit,
+        (Placement(SINCE_ALWAYS, unit.parent),),
+        (Label(SINCE_ALWAYS, unit.name, unit.members),),
+    )
 
 
 class RegistryView:

@@ -3,6 +3,11 @@
 Each planner checks the request against a registry view holding the unit, its children
 and the ancestors of every unit involved, and answers field errors or the `Change`s to
 store and publish. History before the effective date stays as it was.
+
+A change publishes one `OrgUnitChange` per point of the unit on or after the date it
+takes effect (`republished`): each is the unit's whole state from that point on, so a
+point after the change (a later move, a later rename) is published again with what the
+change altered (a closing, a merge) and keeps what it did not (its own parent and name).
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
+from huibao_contracts.orgunits import OrgUnit
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_reporting.domain.registry import (
+    SINCE_ALWAYS,
     PathError,
-    Placement,
     RegistryView,
     UnitRecord,
 )
@@ -32,6 +38,37 @@ class Change:
     record: UnitRecord
     path: tuple[str, ...]
     merged_into: str | None = None
+    state: OrgUnit | None = None
+    """The unit as published (its state from `effective` on); None means `record.unit`."""
+
+    @property
+    def published_unit(self) -> OrgUnit:
+        """The unit the published change carries."""
+        return self.state if self.state is not None else self.record.unit
+
+
+def republished(
+    kind: ChangeKind, record: UnitRecord, view: RegistryView, since: dt.date
+) -> list[Change]:
+    """One change per point of `record` on or after `since`, oldest first, each with the
+    unit's state and path from that point on; the first has `kind`, the later ones
+    (published again with what changed) are upserts. `view` holds the registry after
+    the change (`record` included) with every ancestor."""
+    out: list[Change] = []
+    for point in record.points():
+        if point < since:
+            continue
+        out.append(
+            Change(
+                kind if not out else "upsert",
+                None if point == SINCE_ALWAYS else point,
+                record,
+                view.path_on(record.id, point),
+                record.merged_into,
+                record.state_on(point),
+            )
+        )
+    return out
 
 
 def _active_error(record: UnitRecord, day: dt.date, field: str) -> FieldError | None:
@@ -40,11 +77,9 @@ def _active_error(record: UnitRecord, day: dt.date, field: str) -> FieldError | 
     return None
 
 
-def _placed(record: UnitRecord, parent: str, effective: dt.date) -> UnitRecord:
-    kept = [p for p in record.placements if p.valid_from != effective]
-    placements = tuple(sorted([*kept, Placement(effective, parent)], key=lambda p: p.valid_from))
-    latest = placements[-1].parent
-    return UnitRecord(record.unit.model_copy(update={"parent": latest}), placements)
+def placed(record: UnitRecord, parent: str | None, effective: dt.date) -> UnitRecord:
+    """`record` under `parent` from `effective` on (replacing a placement of that day)."""
+    return record.placed(effective, parent)
 
 
 def plan_move(  # noqa: PLR0911 (a ladder of checks reads best as early returns)
@@ -81,9 +116,9 @@ def plan_move(  # noqa: PLR0911 (a ladder of checks reads best as early returns)
         return [err("parent", Reason.INVALID_FIELD, str(e))]
     if record.parent_on(effective) == parent_id:
         return []
-    moved = _placed(record, parent_id, effective)
+    moved = placed(record, parent_id, effective)
     after = view.with_records([moved])
-    return [Change("move", effective, moved, after.path_on(unit_id, effective))]
+    return republished("move", moved, after, effective)
 
 
 def plan_close(
@@ -123,9 +158,19 @@ def plan_close(
                 "move, merge or close them first",
             )
         ]
-    closed = UnitRecord(unit.model_copy(update={"closed": effective}), record.placements)
+    closed = _closed(record, effective)
     after = view.with_records([closed])
-    return [Change("close", effective, closed, after.path_on(unit_id, effective))]
+    return republished("close", closed, after, effective)
+
+
+def _closed(record: UnitRecord, effective: dt.date, into: str | None = None) -> UnitRecord:
+    pointed = record.with_point(effective)
+    return UnitRecord(
+        pointed.unit.model_copy(update={"closed": effective}),
+        pointed.placements,
+        pointed.labels,
+        into if into is not None else record.merged_into,
+    )
 
 
 def plan_merge(  # noqa: PLR0911 (a ladder of checks reads best as early returns)
@@ -168,9 +213,10 @@ def plan_merge(  # noqa: PLR0911 (a ladder of checks reads best as early returns
         if (child := view.get(c)) is not None
         and (child.unit.closed is None or child.unit.closed > effective)
     ]
-    closed = UnitRecord(record.unit.model_copy(update={"closed": effective}), record.placements)
-    moved = [_placed(r, into_id, effective) for c in children if (r := view.get(c)) is not None]
+    closed = _closed(record, effective, into_id)
+    moved = [placed(r, into_id, effective) for c in children if (r := view.get(c)) is not None]
     after = view.with_records([closed, *moved])
-    changes = [Change("merge", effective, closed, after.path_on(unit_id, effective), into_id)]
-    changes += [Change("move", effective, m, after.path_on(m.id, effective)) for m in moved]
+    changes = republished("merge", closed, after, effective)
+    for m in moved:
+        changes += republished("move", m, after, effective)
     return changes

@@ -10,12 +10,12 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request, Security
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN, OrgUnit, OrgUnitChange, OrgUnitId
-from huibao_contracts.rejects import Reason
+from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
 from huibao_reporting.domain.events import field_errors
@@ -31,6 +31,11 @@ from huibao_reporting.service_layer.registry import Registry, RegistryRefusedErr
 from huibao_reporting.settings import ReportingSettings
 
 CSV_COLUMNS = tuple(OrgUnit.model_fields)
+EFFECTIVE = "effective"
+"""The optional row field (JSON key or CSV column) from which an import's change holds;
+without it, from the day of the import in the configured time zone."""
+IMPORT_COLUMNS = (*CSV_COLUMNS, EFFECTIVE)
+_DATE: TypeAdapter[dt.date] = TypeAdapter(dt.date)
 UnitPath = Annotated[str, Path(pattern=ORG_UNIT_ID_PATTERN, description="Org-unit id.")]
 
 
@@ -62,20 +67,37 @@ def refused(e: RegistryRefusedError) -> HTTPException:
     return HTTPException(e.status, {"errors": [x.model_dump(mode="json") for x in e.errors]})
 
 
-def _units(items: Any) -> list[OrgUnit]:
+def _units(items: Any) -> tuple[list[OrgUnit], list[dt.date | None]]:
+    """The units of an import and each row's `effective` date (None when absent)."""
     if not isinstance(items, list):
         raise HTTPException(
             422, error_body("body", "invalid_field", "send a JSON array of org units")
         )
-    units, errors = [], []
-    for i, item in enumerate(items):
+    units, effectives, errors = [], [], []
+    for i, given in enumerate(items):
+        effective: dt.date | None = None
+        item = given
+        if isinstance(given, dict) and EFFECTIVE in given:
+            item = {k: v for k, v in given.items() if k != EFFECTIVE}
+            raw = given[EFFECTIVE]
+            try:
+                effective = None if raw is None else _DATE.validate_python(raw)
+            except ValidationError:
+                errors.append(
+                    FieldError(
+                        field=f"[{i}].{EFFECTIVE}",
+                        reason=Reason.INVALID_FIELD,
+                        message="effective must be a date (YYYY-MM-DD)",
+                    )
+                )
         try:
             units.append(OrgUnit.model_validate(item))
+            effectives.append(effective)
         except ValidationError as e:
             errors += field_errors(e, f"[{i}]", Reason.INVALID_FIELD, CSV_COLUMNS)
     if errors:
         raise HTTPException(422, {"errors": [x.model_dump(mode="json") for x in errors[:1000]]})
-    return units
+    return units, effectives
 
 
 def _changes(changes: list[OrgUnitChange]) -> dict[str, Any]:
@@ -90,7 +112,9 @@ def orgunits_router(
 ) -> APIRouter:
     """The router of /v1/orgunits."""
     router = APIRouter(tags=["orgunits"])
-    Caller = Annotated[Principal, Depends(principal)]  # noqa: N806 (a type alias)
+    # registry writes need the `report` scope, reads the `read` scope (type aliases)
+    Caller = Annotated[Principal, Security(principal, scopes=["report"])]  # noqa: N806
+    Reader = Annotated[Principal, Security(principal, scopes=["read"])]  # noqa: N806
 
     @router.put(
         "/v1/orgunits",
@@ -100,20 +124,20 @@ def orgunits_router(
     async def put_orgunits(request: Request, caller: Caller) -> JSONResponse:
         mt = require_media_type(request, ("application/json", "text/csv"))
         raw = await read_body(request, settings.max_registry_body_bytes)
-        items: Any = parse_csv(raw, CSV_COLUMNS) if mt == "text/csv" else parse_json(raw)
+        items: Any = parse_csv(raw, IMPORT_COLUMNS) if mt == "text/csv" else parse_json(raw)
         if isinstance(items, list) and len(items) > settings.max_registry_units:
             raise too_large(
                 "body", f"{len(items)} units; the limit is {settings.max_registry_units}"
             )
-        units = _units(items)
+        units, effectives = _units(items)
         try:
-            plan = await registry().import_units(units, caller.unit)
+            plan = await registry().import_units(units, caller.unit, today(), effectives)
         except RegistryRefusedError as e:
             raise refused(e) from e
         return JSONResponse({kind.value: plan.count(kind) for kind in ImportKind})
 
     @router.get("/v1/orgunits/{unit_id}", summary="One org unit with its path and children")
-    async def get_orgunit(unit_id: UnitPath, caller: Caller) -> dict[str, Any]:
+    async def get_orgunit(unit_id: UnitPath, caller: Reader) -> dict[str, Any]:
         try:
             found = await registry().get(unit_id, caller.unit, today())
         except RegistryRefusedError as e:

@@ -16,9 +16,21 @@ from huibao_contracts.orgunits import OrgUnit, OrgUnitChange
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_reporting.adapters import registry_repo
 from huibao_reporting.adapters.storage import storage_errors
-from huibao_reporting.domain.registry import PathError, RegistryView, UnitRecord, record_of
-from huibao_reporting.domain.registry_changes import Change, plan_close, plan_merge, plan_move
-from huibao_reporting.domain.registry_rules import ImportKind, ImportPlan, plan_import
+from huibao_reporting.domain.registry import SINCE_ALWAYS, PathError, RegistryView, UnitRecord
+from huibao_reporting.domain.registry_changes import (
+    Change,
+    ChangeKind,
+    plan_close,
+    plan_merge,
+    plan_move,
+    republished,
+)
+from huibao_reporting.domain.registry_rules import (
+    ImportKind,
+    ImportPlan,
+    plan_import,
+    scope_errors,
+)
 
 
 class RegistryRefusedError(Exception):
@@ -53,14 +65,21 @@ class Registry:
         self._pool = pool
         self._on_commit = on_commit
 
-    async def import_units(self, units: Sequence[OrgUnit], scope: str | None) -> ImportPlan:
-        """Create or update `units`; publish one change per created or updated unit."""
+    async def import_units(
+        self,
+        units: Sequence[OrgUnit],
+        scope: str | None,
+        today: dt.date,
+        effectives: Sequence[dt.date | None] = (),
+    ) -> ImportPlan:
+        """Create or update `units` (row i effective from `effectives[i]`, else `today`);
+        publish the changed versions of every created or updated unit."""
         ids = {u.id for u in units}
         parents = {u.parent for u in units if u.parent}
         async with storage_errors(), self._pool.acquire() as conn, conn.transaction():
             await registry_repo.lock_registry(conn)
             stored = await registry_repo.load_view(conn, ids | parents)
-            plan = plan_import(units, stored, scope)
+            plan = plan_import(units, stored, scope, effectives=effectives, today=today)
             if not isinstance(plan, ImportPlan):
                 raise _refuse(plan)
             changes = []
@@ -68,12 +87,13 @@ class Registry:
                 if p.kind is ImportKind.UNCHANGED:
                     continue
                 old = stored.get(p.unit.id)
-                record = (
-                    UnitRecord(p.unit, old.placements)
-                    if old and old.has_dated_moves
-                    else record_of(p.unit)
+                dated_move = (
+                    old is not None
+                    and old.placements != p.record.placements
+                    and p.since != SINCE_ALWAYS
                 )
-                changes.append(Change("upsert", None, record, p.path))
+                kind: ChangeKind = "move" if dated_move else "upsert"
+                changes += republished(kind, p.record, plan.after, p.since)
             await registry_repo.store_changes(conn, changes)
         if changes:
             self._on_commit()
@@ -116,7 +136,11 @@ class Registry:
     ) -> list[OrgUnitChange]:
         """Move a unit under another parent from `effective` on."""
         return await self._dated(
-            unit_id, [parent], scope, lambda view: plan_move(view, unit_id, parent, effective)
+            unit_id,
+            [parent],
+            scope,
+            lambda view: plan_move(view, unit_id, parent, effective),
+            effective,
         )
 
     async def merge(
@@ -124,7 +148,11 @@ class Registry:
     ) -> list[OrgUnitChange]:
         """Merge a unit into another from `effective` on; its children move there."""
         return await self._dated(
-            unit_id, [into], scope, lambda view: plan_merge(view, unit_id, into, effective)
+            unit_id,
+            [into],
+            scope,
+            lambda view: plan_merge(view, unit_id, into, effective),
+            effective,
         )
 
     async def close(
@@ -132,7 +160,7 @@ class Registry:
     ) -> list[OrgUnitChange]:
         """Close a unit from `effective` on."""
         return await self._dated(
-            unit_id, [], scope, lambda view: plan_close(view, unit_id, effective)
+            unit_id, [], scope, lambda view: plan_close(view, unit_id, effective), effective
         )
 
     async def _dated(
@@ -141,26 +169,51 @@ class Registry:
         others: list[str],
         scope: str | None,
         planner: Callable[[RegistryView], list[Change] | list[FieldError]],
+        effective: dt.date,
     ) -> list[OrgUnitChange]:
+        """Plan and store a dated change. The token's unit must lie strictly above the
+        unit, before and after the change, on `effective` and on the latest placements,
+        and on the path of every other unit named (the new parent, the unit merged into);
+        every unit the change moves must lie strictly below it afterwards."""
         async with storage_errors(), self._pool.acquire() as conn, conn.transaction():
             await registry_repo.lock_registry(conn)
             view = await registry_repo.load_view(conn, [unit_id, *others], children_of=[unit_id])
-            outside = [u for u in [unit_id, *others] if u in view and not view.within(u, scope)]
-            if outside:
-                raise _refuse(
-                    [
-                        FieldError(
-                            field="id",
-                            reason=Reason.OUT_OF_SCOPE,
-                            message=f"{', '.join(outside)} outside the subtree of {scope}",
-                        )
-                    ]
-                )
+            refused = [
+                e
+                for u in [unit_id, *others]
+                if u in view
+                for e in _scope(u, scope, view, view, effective, strict=u == unit_id)
+            ]
+            if refused:
+                raise _refuse(refused)
             planned = planner(view)
             if planned and isinstance(planned[0], FieldError):
                 raise _refuse([e for e in planned if isinstance(e, FieldError)])
             changes = [c for c in planned if isinstance(c, Change)]
+            after = view.with_records(c.record for c in changes)
+            refused = [
+                e
+                for c in changes
+                for e in _scope(c.record.id, scope, view, after, effective, strict=True)
+            ]
+            if refused:
+                raise _refuse(refused)
             published = await registry_repo.store_changes(conn, changes)
         if published:
             self._on_commit()
         return published
+
+
+def _scope(
+    unit_id: str,
+    scope: str | None,
+    before: RegistryView,
+    after: RegistryView,
+    effective: dt.date,
+    *,
+    strict: bool,
+) -> list[FieldError]:
+    return [
+        FieldError(field="id", reason=e.reason, message=e.message)
+        for e in scope_errors("id", unit_id, scope, before, after, [effective], structural=strict)
+    ]
