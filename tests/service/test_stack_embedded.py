@@ -28,6 +28,7 @@ from huibao_contracts import topics
 from huibao_stack.broker import EmbeddedBroker
 from huibao_stack.errors import StartupError
 from huibao_stack.infra import Infrastructure
+from huibao_stack.pg_runtime import persistent_cluster_dir
 from huibao_stack.postgres import EmbeddedPostgres
 from huibao_stack.stack import EmbeddedStack
 
@@ -79,7 +80,8 @@ async def test_postgres_listens_on_loopback_and_keeps_data_across_restarts() -> 
     pg = EmbeddedPostgres()
     await pg.start()
     try:
-        assert pg.database_url.startswith("postgresql://postgres@127.0.0.1:")
+        assert pg.database_url.startswith("postgresql://huibao:")
+        assert "@127.0.0.1:" in pg.database_url
         conn = await asyncpg.connect(pg.database_url)
         try:
             await conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
@@ -125,16 +127,22 @@ async def test_persistent_postgres_keeps_data_in_its_directory(tmp_path: Path) -
         await conn.close()
     finally:
         await pg.close()
-    assert (data / "PG_VERSION").exists()
+    assert (pg.data_dir / "PG_VERSION").exists()
+    root = os.geteuid() == 0  # as root the cluster lives where its user can reach it
+    assert pg.data_dir == (persistent_cluster_dir(data.resolve()) if root else data.resolve())
+    assert pg.password_file == data.resolve().with_name("pgdata.password")
 
     again = EmbeddedPostgres(data, log_path=tmp_path / "pg.log")
     await again.start()
     try:
+        assert again.database_url == pg.database_url.replace(str(pg.port), str(again.port))
         conn = await asyncpg.connect(again.database_url)
         assert await conn.fetchval("SELECT x FROM kept") == 7
         await conn.close()
     finally:
         await again.close()
+        if again.data_dir != data.resolve():  # as root: the cluster lives outside tmp_path
+            shutil.rmtree(again.data_dir.parent, ignore_errors=True)
 
 
 async def _topic_names(bootstrap: str) -> set[str]:
@@ -384,21 +392,31 @@ def test_huibao_up_serves_and_leaves_nothing_behind_after_sigint(tmp_path: Path)
         "HUIBAO_DATA_DIR": str(tmp_path / "data"),
         **{f"HUIBAO_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
+    data_dir = (tmp_path / "data").resolve() / "postgres"
+    cluster = persistent_cluster_dir(data_dir) if os.geteuid() == 0 else data_dir
     script = Path(sys.executable).parent / "huibao"
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "huibao_stack.cli"]
     proc = subprocess.Popen(
         [*argv, "up"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     try:
-        banner = _wait_for_line(proc, "admin token", timeout=120)
+        banner = _wait_for_line(proc, "KAFKA_BOOTSTRAP_SERVERS=", timeout=120)
         started = descendants(proc.pid)
         for name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in banner, name
             r = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
             assert r.status_code == 200, (name, r.text)
         assert "huibao-dev-admin" in banner
-        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
-        assert (tmp_path / "data" / "stack.env").exists()
+        assert (cluster / "PG_VERSION").exists()
+        password_file = tmp_path / "data" / "postgres.password"
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        env_file = tmp_path / "data" / "stack.env"
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        database_url = env_file.read_text().split("DATABASE_URL=", 1)[1].split()[0]
+        password = database_url.split(":", 2)[2].split("@", 1)[0]
+        assert len(password) >= 32
+        assert password not in banner, "the banner shows DATABASE_URL without its password"
+        assert "DATABASE_URL=postgresql://huibao:***@127.0.0.1:" in banner
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
         assert proc.returncode == 130, out
@@ -407,6 +425,8 @@ def test_huibao_up_serves_and_leaves_nothing_behind_after_sigint(tmp_path: Path)
         assert not (tmp_path / "data" / "stack.env").exists()
     finally:
         proc.kill()
+        if cluster != tmp_path / "data" / "postgres":  # as root: outside tmp_path
+            shutil.rmtree(cluster.parent, ignore_errors=True)
 
 
 def test_a_second_sigint_kills_everything_at_once() -> None:

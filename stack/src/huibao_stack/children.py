@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import socket
@@ -99,7 +100,9 @@ class Child:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
-        user: str | None = None,
+        user: str | int | None = None,
+        group: str | int | None = None,
+        extra_groups: Sequence[str | int] | None = None,
         echo: IO[str] | None = None,
     ) -> None:
         self.name = name
@@ -108,10 +111,13 @@ class Child:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.user = user
+        self.group = group  # with `user`: run in this group, and only in `extra_groups`
+        self.extra_groups = list(extra_groups) if extra_groups is not None else None
         self.echo = echo
         self.proc: subprocess.Popen[bytes] | None = None
         self._pump: threading.Thread | None = None
         self._reaped = True  # nothing to stop, wait for or kill
+        self._stopping = False  # stop() or kill() asked: an exit now is no death
 
     @property
     def pid(self) -> int | None:
@@ -125,6 +131,14 @@ class Child:
     def returncode(self) -> int | None:
         """The exit status once it has exited."""
         return None if self.proc is None else self.proc.poll()
+
+    def died(self) -> str | None:
+        """How the process ended (`exit code 3`, `signal SIGKILL`) when it exited without
+        `stop` or `kill` asking it to; None while it runs or after a stop. Reaps it."""
+        if self.proc is None or self._stopping:
+            return None
+        code = self.proc.poll()
+        return None if code is None else describe_exit(code)
 
     def start(self) -> None:
         """Start the process; its stdout and stderr go to the log file (and `echo`)."""
@@ -143,11 +157,14 @@ class Child:
                 env=self.env,
                 cwd=self.cwd,
                 user=self.user,
+                group=self.group,
+                extra_groups=self.extra_groups,
                 start_new_session=True,
                 preexec_fn=_SET_PDEATHSIG,  # noqa: PLW1509 (only ctypes prctl, no locks)
             )
         self.proc = proc
         self._reaped = False
+        self._stopping = False
         with _live_lock:
             _live[proc.pid] = proc
         if self.echo and proc.stdout is not None:
@@ -177,6 +194,7 @@ class Child:
         """Ask the process to exit with `sig`; SIGKILL its whole group after `grace` seconds."""
         if self.proc is None or self._reaped:
             return
+        self._stopping = True
         self.send(sig)
         if not self.wait(grace):
             self.kill()
@@ -187,6 +205,7 @@ class Child:
         """SIGKILL the process and everything in its process group, and reap it."""
         if self.proc is None or self._reaped:
             return
+        self._stopping = True
         self._kill_group()
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
@@ -207,6 +226,16 @@ class Child:
         if self._pump is not None:
             self._pump.join(timeout=2)
             self._pump = None
+
+
+def describe_exit(code: int) -> str:
+    """`exit code 3`, or `signal SIGKILL` for a process a signal ended."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
 
 
 def _pump(stream: IO[bytes], log_path: Path, name: str, echo: IO[str]) -> None:
@@ -254,6 +283,34 @@ class OwnedServer(abc.ABC):
     STOP_GRACE: float = 10.0
 
     _child: Child | None = None
+    _starting: int = 0
+    log_path: Path
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Mark every `start()` of a subclass as in progress, so that a supervisor does not
+        take a server that exits while starting (its `start` raises) for a death."""
+        super().__init_subclass__(**kwargs)
+        start = cls.__dict__.get("start")
+        if start is None or getattr(start, "_tracked", False):
+            return
+
+        @functools.wraps(start)
+        async def tracked_start(self: OwnedServer) -> None:
+            self._starting += 1
+            try:
+                await start(self)
+            finally:
+                self._starting -= 1
+
+        tracked_start._tracked = True  # type: ignore[attr-defined]
+        cls.start = tracked_start  # type: ignore[method-assign]
+
+    def died(self) -> str | None:
+        """How the server ended when it exited on its own (see `Child.died`); None while it
+        runs, starts, or after a stop or kill."""
+        if self._starting or self._child is None:
+            return None
+        return self._child.died()
 
     @property
     def pid(self) -> int | None:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
+from huibao_platform.logs import configure_logging
+from huibao_stack.credentials import create_exclusive, redact_url
 from huibao_stack.errors import StackError
 from huibao_stack.launch import run_stack
 from huibao_stack.stack import EmbeddedStack, default_data_dir
@@ -25,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `huibao` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
+    # the launcher logs like the services: JSON unless on a terminal (HUIBAO_LOG_FORMAT)
+    fmt = os.environ.get("HUIBAO_LOG_FORMAT", "auto")
+    configure_logging("launcher", fmt=fmt if fmt in ("json", "console") else "auto")
+    logging.getLogger("huibao").setLevel(logging.INFO)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     command: Callable[[argparse.Namespace], int] = args.command
@@ -70,10 +73,18 @@ def _parser() -> argparse.ArgumentParser:
         "create",
         help="create a token bound to an org unit (printed once)",
         description="Create a bearer token bound to an org unit in the database of DATABASE_URL, "
-        "or of the running `huibao up`. The unit's whole subtree is its scope.",
+        "or of the running `huibao up`. The unit's whole subtree is its reach; the unit must "
+        "be in the registry (the same rule as POST /v1/tokens).",
     )
     create.add_argument("--unit", required=True, help="org-unit id the token is bound to")
     create.add_argument("--label", default="", help="a note on who holds it")
+    create.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE[,SCOPE]",
+        help="what the token may do: report, read, approve, admin; repeat it or give a comma "
+        "list (default: report,read)",
+    )
     create.set_defaults(command=_cmd_token_create)
     return parser
 
@@ -82,16 +93,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    stack = EmbeddedStack(persistent=True, echo=sys.stdout if args.logs else None)
+    stack = EmbeddedStack(persistent=True, supervise=True, echo=sys.stdout if args.logs else None)
 
     async def serve(stack: EmbeddedStack) -> int:
         env_file = stack.run_dir / STACK_ENV_FILE
-        env_file.write_text(
+        body = (
             f"DATABASE_URL={stack.database_url}\n"
             f"KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}\n"
-            + "".join(f"HUIBAO_{n.upper()}_URL={u}\n" for n, u in stack.urls.items()),
-            encoding="utf-8",
+            + "".join(f"HUIBAO_{n.upper()}_URL={u}\n" for n, u in stack.urls.items())
+            + f"HUIBAO_STACK_METRICS_URL={stack.metrics_url or ''}\n"
         )
+        env_file.unlink(missing_ok=True)  # a stale one from a killed run; never followed
+        os.close(create_exclusive(env_file, body.encode(), 0o600))  # it holds the password
         try:
             _print_banner(stack)
             await asyncio.Event().wait()  # until SIGINT or SIGTERM cancels us
@@ -111,6 +124,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         clock="manual",
         clock_start=clock_start.isoformat(),
         echo=sys.stdout if args.logs else None,
+        supervise=True,
     )
 
     async def run(stack: EmbeddedStack) -> int:
@@ -144,8 +158,10 @@ def _print_banner(stack: EmbeddedStack) -> None:
         "",
         f"  admin token   {token}",
         f"    e.g. curl -H 'Authorization: Bearer {token}' {stack.urls.get('rollup', '')}/v1/roots",
-        f"  DATABASE_URL={stack.database_url}",
+        f"  DATABASE_URL={redact_url(stack.database_url)}",
+        f"    (with its password in {stack.run_dir / STACK_ENV_FILE}, mode 600)",
         f"  KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}",
+        f"  launcher metrics {stack.metrics_url} (restarts of parts that died)",
         f"  data  {stack.run_dir}",
         f"  logs  {stack.log_dir}",
         "",
@@ -185,20 +201,36 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
     if not database_url:
         print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
         return 2
-    token = asyncio.run(_create_token(database_url, args.unit, args.label))
+    scopes = [s for arg in args.scope for s in arg.split(",")] if args.scope else None
+    from huibao_reporting.service_layer.tokens import TokenRefusedError
+
+    try:
+        token, granted = asyncio.run(_create_token(database_url, args.unit, args.label, scopes))
+    except TokenRefusedError as e:
+        print(f"refused: {e.field}: {e.message} ({e.reason})", file=sys.stderr)
+        return 1
     print(token)
+    print(f"token for {args.unit} with scopes {','.join(granted)}", file=sys.stderr)
     return 0
 
 
-async def _create_token(database_url: str, unit: str, label: str) -> str:
-    import asyncpg
+async def _create_token(
+    database_url: str, unit: str, label: str, scopes: list[str] | None
+) -> tuple[str, tuple[str, ...]]:
+    """Issue a token through reporting's own rule (`issue_token`), as the admin would."""
+    from huibao_platform.auth import ADMIN, TokenStore
+    from huibao_platform.db import create_pool
+    from huibao_reporting.adapters import schema
+    from huibao_reporting.service_layer.registry import Registry
+    from huibao_reporting.service_layer.tokens import issue_token
 
-    from huibao_platform.auth import DDL, TokenStore
-
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    pool = await create_pool(database_url, min_size=1, max_size=2, attempts=3)
     try:
-        await pool.execute(DDL)
-        return await TokenStore(pool, admin_token="").create(unit, label)
+        await schema.install(pool)  # idempotent; the registry and auth tables exist after it
+        made = await issue_token(
+            Registry(pool), TokenStore(pool, admin_token=""), ADMIN, unit, label, scopes
+        )
+        return made.token, made.scopes
     finally:
         await pool.close()
 

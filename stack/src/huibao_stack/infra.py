@@ -100,9 +100,9 @@ class Infrastructure:
         if not self._external_kafka:
             broker_binary()
         logs = self.run_dir / "logs"
-        if not self._external_db:
+        if not self._external_db:  # throwaway: its own temporary directory, removed at stop
             self.postgres = EmbeddedPostgres(
-                self.run_dir / "postgres",
+                self.run_dir / "postgres" if self.persistent else None,
                 log_path=logs / "postgres.log",
                 fsync=self.persistent,
             )
@@ -126,14 +126,21 @@ class Infrastructure:
             await create_topics(self.bootstrap_servers)
 
     async def stop(self) -> None:
-        """Stop the embedded broker, then the embedded PostgreSQL."""
+        """Stop the embedded broker, then the embedded PostgreSQL (a throwaway one's data is
+        removed)."""
         if self.broker is not None:
             await self.broker.stop()
         if self.postgres is not None:
-            await self.postgres.stop()
+            await self.postgres.close()
 
     async def fresh_database(self, name: str) -> str:
-        """Create an empty database `name` (dropping one of that name first); return its URL."""
+        """Create an empty database `name` (dropping one of that name first); return its URL.
+
+        Embedded: created by the superuser, owned by the services' role. External: created
+        with DATABASE_URL's own user, which must be allowed to.
+        """
+        if self.postgres is not None:
+            return await self.postgres.fresh_database(name)
         conn = await asyncpg.connect(replace_database(self.database_url, "postgres"), timeout=10)
         quoted = '"' + name.replace('"', '""') + '"'
         try:

@@ -1,13 +1,19 @@
 """PostgreSQL from the `pgserver` wheel's binaries, run as a child process of the launcher.
 
 `initdb` runs once per data directory; `postgres` then listens on a loopback TCP port only
-(no unix socket, so long data paths do not matter). As root, PostgreSQL refuses to run, so
-the server runs as the system user `pgserver`, which owns the data directory.
+(no unix socket, so long data paths do not matter) and admits only SCRAM-SHA-256 password
+logins (`pg_hba.conf` is written by the launcher at every start, outside the data
+directory). The passwords are made per data directory and kept in `<data dir>.password`,
+mode 0600 (see `huibao_stack.credentials`); the services connect as the role `huibao`,
+which owns the Huibao databases and is no superuser. As root, PostgreSQL runs as the system
+user `pgserver` in its own group, from files placed where that user can reach them (see
+`huibao_stack.pg_runtime`); nothing outside what the launcher creates is chowned or chmodded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -19,13 +25,20 @@ from pathlib import Path
 
 import asyncpg
 
+from huibao_stack import credentials, pg_runtime
 from huibao_stack.children import Child, OwnedServer, free_port, tail
+from huibao_stack.credentials import SERVICE_ROLE, SUPERUSER, Passwords
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
+from huibao_stack.pg_runtime import SYSTEM_USER, Account
+
+__all__ = ["SYSTEM_USER", "EmbeddedPostgres", "binaries"]
 
 log = logging.getLogger("huibao.stack.postgres")
 
-SYSTEM_USER = "pgserver"
-"""The unprivileged system user PostgreSQL runs as when the launcher runs as root."""
+HBA = """# Written by the Huibao launcher at every start (the data directory's copy is unused).
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+host    all       all   127.0.0.1/32  scram-sha-256
+"""
 
 
 def binaries() -> Path:
@@ -44,17 +57,19 @@ def binaries() -> Path:
     return path
 
 
-def _running_as_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 class EmbeddedPostgres(OwnedServer):
     """One PostgreSQL server on 127.0.0.1 with a database ready for the services.
 
     Throwaway mode (`data_dir=None`): a temporary directory, `fsync=off`, removed by `close()`.
-    Persistent mode: the given directory, created and initialised on first use, `fsync=on`.
+    Persistent mode: the given directory, created and initialised on first use, `fsync=on`;
+    as root the cluster itself lives in `pg_runtime.persistent_cluster_dir(data_dir)`
+    (`data_dir` is then only where its password file goes). `data_dir` is the cluster.
     `stop` is a fast shutdown (SIGINT: abort sessions, checkpoint); `kill` makes the next
-    start run crash recovery; `restart` keeps the port and the data directory.
+    start run crash recovery; `restart` keeps the port, the data and the passwords.
     """
 
     STOP_SIGNAL = signal.SIGINT
@@ -71,60 +86,116 @@ class EmbeddedPostgres(OwnedServer):
         start_timeout: float = 60.0,
     ) -> None:
         self.throwaway = data_dir is None
+        self.as_root = pg_runtime.running_as_root()
         self._tmp: Path | None = None
         if data_dir is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="huibao-pg-"))
-            self.data_dir = self._tmp / "data"
+            self._tmp = (
+                pg_runtime.private_temp_dir("huibao-pg-", 0o711)  # the server user traverses
+                if self.as_root
+                else Path(tempfile.mkdtemp(prefix="huibao-pg-"))
+            )
+            self.launcher_dir = self.data_dir = self._tmp / "data"
         else:
-            self.data_dir = Path(data_dir).resolve()
+            self.launcher_dir = Path(data_dir).resolve()
+            self.data_dir = (
+                pg_runtime.persistent_cluster_dir(self.launcher_dir)
+                if self.as_root
+                else self.launcher_dir
+            )
+        self.password_file = self.launcher_dir.with_name(self.launcher_dir.name + ".password")
         self.port = port or free_port()
         self.database = database
-        self.log_path = log_path or (self.data_dir.parent / "postgres.log")
+        self.log_path = log_path or (self.launcher_dir.parent / "postgres.log")
         self.fsync = (not self.throwaway) if fsync is None else fsync
         self.start_timeout = start_timeout
-        self.user = SYSTEM_USER if _running_as_root() else None
+        self.account: Account | None = None
+        self._passwords: Passwords | None = None
+        self._runtime: Path | None = None
         self._child: Child | None = None
 
     # --- addresses -------------------------------------------------------------------------
 
     def url(self, database: str | None = None) -> str:
-        """A libpq URL of `database` (the service database by default) on this server."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database or self.database}"
+        """The service role's libpq URL of `database` (default: the service database)."""
+        return self._url(SERVICE_ROLE, self._known().service, database or self.database)
 
     @property
     def database_url(self) -> str:
-        """The URL the services use (DATABASE_URL)."""
+        """The URL the services use (DATABASE_URL): the service role, with its password."""
         return self.url()
+
+    def superuser_url(self, database: str = "postgres") -> str:
+        """The superuser's URL: for the launcher's own administration, never for a service."""
+        return self._url(SUPERUSER, self._known().superuser, database)
+
+    def _url(self, user: str, password: str, database: str) -> str:
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def _known(self) -> Passwords:
+        if self._passwords is None:
+            raise RuntimeError("the PostgreSQL passwords are known once start() has run")
+        return self._passwords
 
     # --- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Initialise the data directory if needed, start the server, wait, create the database."""
-        bindir = binaries()
+        """Initialise the data directory if needed, start the server, wait, create the
+        service role and database."""
+        install = binaries()
+        self._drop_runtime()
         self._prepare_dirs()
+        self._passwords = self._load_passwords()
+        self._runtime = self._new_runtime()
+        bindir = install
+        if self.account is not None:
+            libs = install.parent.parent.parent / "pgserver.libs"
+            bindir = pg_runtime.mirror_binaries(install.parent, libs, self._runtime)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bindir)
+        hba = self._runtime / "pg_hba.conf"
+        os.close(credentials.create_exclusive(hba, HBA.encode(), 0o644))
         argv = [
             str(bindir / "postgres"),
             "-D", str(self.data_dir),
             "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1",
             "-c", "unix_socket_directories=",
+            "-c", f"hba_file={hba}",
+            "-c", "password_encryption=scram-sha-256",
             "-c", f"fsync={'on' if self.fsync else 'off'}",
             "-c", "max_connections=200",
             "-c", "shared_buffers=256MB",
         ]  # fmt: skip
         if not self.fsync:
             argv += ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self._child = Child("postgres", argv, log_path=self.log_path, user=self.user)
+        acct = self.account
+        self._child = Child(
+            "postgres",
+            argv,
+            log_path=self.log_path,
+            user=acct.uid if acct else None,
+            group=acct.gid if acct else None,
+            extra_groups=[] if acct else None,
+        )
         self._child.start()
         try:
             await self._wait_ready()
+            await self._ensure_service_role()
             await self.create_database(self.database)
         except BaseException:
             await self.kill()
             raise
         log.info("postgres ready on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Fast shutdown, then forget the per-start files (binaries, pg_hba.conf)."""
+        await super().stop(grace)
+        self._drop_runtime()
+
+    async def kill(self) -> None:
+        """SIGKILL the server, then forget the per-start files."""
+        await super().kill()
+        self._drop_runtime()
 
     async def close(self) -> None:
         """Stop the server and, in throwaway mode, delete its directory."""
@@ -135,13 +206,26 @@ class EmbeddedPostgres(OwnedServer):
     # --- databases -------------------------------------------------------------------------
 
     async def create_database(self, name: str) -> str:
-        """Create database `name` unless it exists; return its URL."""
-        conn = await asyncpg.connect(self.url("postgres"), timeout=10)
+        """Create database `name`, owned by the service role, unless it exists; its URL."""
+        conn = await asyncpg.connect(self.superuser_url(), timeout=10)
         try:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if not exists:
-                quoted = '"' + name.replace('"', '""') + '"'
-                await conn.execute(f"CREATE DATABASE {quoted}")
+                await conn.execute(
+                    f"CREATE DATABASE {_quote_ident(name)} OWNER {_quote_ident(SERVICE_ROLE)}"
+                )
+        finally:
+            await conn.close()
+        return self.url(name)
+
+    async def fresh_database(self, name: str) -> str:
+        """An empty database `name` owned by the service role (any old one dropped); its URL."""
+        conn = await asyncpg.connect(self.superuser_url(), timeout=10)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
+            await conn.execute(
+                f"CREATE DATABASE {_quote_ident(name)} OWNER {_quote_ident(SERVICE_ROLE)}"
+            )
         finally:
             await conn.close()
         return self.url(name)
@@ -149,44 +233,102 @@ class EmbeddedPostgres(OwnedServer):
     # --- internals -------------------------------------------------------------------------
 
     def _prepare_dirs(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)
+        """Create what the launcher owns, with its final modes; check what exists already."""
+        self.launcher_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.user is None:
+        if not self.as_root:
+            with contextlib.suppress(FileExistsError):
+                self.data_dir.mkdir(mode=0o700)
             return
-        import pwd
+        self.account = pg_runtime.server_account()
+        if not self.throwaway:
+            if (self.launcher_dir / "PG_VERSION").exists():
+                raise StartupError(
+                    f"{self.launcher_dir} holds a PostgreSQL cluster of an older launcher "
+                    "(trust authentication, inside the checkout). As root the launcher now "
+                    f"keeps the cluster in {self.data_dir}; remove the old one "
+                    f"(`rm -rf {self.launcher_dir}`, its data is lost) to start afresh"
+                )
+            pg_runtime.prepare_persistent_parent(self.data_dir, self.launcher_dir)
+        pg_runtime.ensure_dir(self.data_dir, 0o700, self.account)
 
-        from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+    def _load_passwords(self) -> Passwords:
+        if (self.data_dir / "PG_VERSION").exists() and not self.password_file.exists():
+            raise StartupError(
+                f"{self.data_dir} has no password file {self.password_file}: it was "
+                "initialised by an older launcher with trust authentication, or the file was "
+                "removed. Remove the data directory to start afresh (its data is lost)"
+            )
+        passwords, made = credentials.load_or_create(self.password_file)
+        if made:
+            log.info("postgres: new passwords in %s (mode 600)", self.password_file)
+        return passwords
 
-        try:
-            ensure_user_exists(self.user)
-        except (OSError, subprocess.CalledProcessError) as e:
-            raise EmbeddedUnavailableError(
-                "PostgreSQL (pgserver)",
-                f"running as root needs the system user {self.user!r} and useradd failed: {e}",
-            ) from e
-        entry = pwd.getpwnam(self.user)
-        ensure_prefix_permissions(self.data_dir)
-        for root, dirs, files in os.walk(self.data_dir):
-            os.chown(root, entry.pw_uid, entry.pw_gid)
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+    def _new_runtime(self) -> Path:
+        if self.account is not None:  # the server user reads the binaries and pg_hba.conf
+            return pg_runtime.private_temp_dir("huibao-pgrun-", 0o755)
+        return Path(tempfile.mkdtemp(prefix="huibao-pgrun-"))
+
+    def _drop_runtime(self) -> None:
+        if self._runtime is not None:
+            shutil.rmtree(self._runtime, ignore_errors=True)
+            self._runtime = None
 
     def _initdb(self, bindir: Path) -> None:
+        assert self._runtime is not None
+        assert self._passwords is not None
+        # initdb reads the superuser's password from a file: give it the SCRAM verifier (the
+        # server stores it as is), readable only by the server's user, removed right after.
+        pwfile = self._runtime / "pwfile"
+        verifier = credentials.scram_verifier(self._passwords.superuser)
+        fd = credentials.create_exclusive(pwfile, verifier.encode() + b"\n")
+        acct = self.account
+        try:
+            if acct is not None:
+                os.fchown(fd, acct.uid, acct.gid)
+        finally:
+            os.close(fd)
         argv = [
             str(bindir / "initdb"), "-D", str(self.data_dir),
-            "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C",
+            "-U", SUPERUSER, "--auth=scram-sha-256", f"--pwfile={pwfile}",
+            "-E", "UTF8", "--locale=C",
         ]  # fmt: skip
         if not self.fsync:
             argv.append("--no-sync")
-        result = subprocess.run(  # noqa: S603 (fixed binary from the wheel)
-            argv, capture_output=True, text=True, user=self.user, check=False, timeout=120
-        )
+        try:
+            result = subprocess.run(  # noqa: S603 (fixed binary from the wheel)
+                argv,
+                capture_output=True,
+                text=True,
+                user=acct.uid if acct else None,
+                group=acct.gid if acct else None,
+                extra_groups=[] if acct else None,
+                check=False,
+                timeout=120,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise StartupError(
                 f"initdb failed for {self.data_dir} (exit {result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
             )
+
+    async def _ensure_service_role(self) -> None:
+        """The service role: can log in with its password, owns the Huibao databases, and
+        has no other privilege (no superuser, no CREATEDB/CREATEROLE, no replication)."""
+        verifier = credentials.scram_verifier(self._known().service)
+        attributes = (
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+            f"PASSWORD '{verifier}'"  # base64 and `$:` only: nothing to escape
+        )
+        conn = await asyncpg.connect(self.superuser_url(), timeout=10)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", SERVICE_ROLE)
+            verb = "ALTER" if exists else "CREATE"
+            await conn.execute(f"{verb} ROLE {_quote_ident(SERVICE_ROLE)} {attributes}")
+        finally:
+            await conn.close()
 
     async def _wait_ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -200,7 +342,12 @@ class EmbeddedPostgres(OwnedServer):
                     f"{tail(self.log_path)}"
                 )
             try:
-                conn = await asyncpg.connect(self.url("postgres"), timeout=2)
+                conn = await asyncpg.connect(self.superuser_url(), timeout=2)
+            except asyncpg.InvalidPasswordError as e:
+                raise StartupError(
+                    f"PostgreSQL in {self.data_dir} refused the superuser password kept in "
+                    f"{self.password_file}: the file does not belong to this data directory"
+                ) from e
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
                 last_error = str(e)
                 await asyncio.sleep(0.1)
