@@ -23,21 +23,40 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
 from huibao_stack.children import free_port, port_is_free
 from huibao_stack.errors import StackError
 from huibao_stack.infra import Infrastructure, run_together
 from huibao_stack.services import DEFAULT_PORTS, SERVICES, ServiceProcess
+from huibao_stack.supervise import Part, StackMetrics, Supervisor, serve_metrics
 
 log = logging.getLogger("huibao.stack")
 
-DEFAULT_ADMIN_TOKEN = "huibao-dev-admin"  # noqa: S105 (a documented development default)
-"""The admin token of the embedded stack unless HUIBAO_ADMIN_TOKEN says otherwise."""
+DEFAULT_ADMIN_TOKEN = DEVELOPMENT_ADMIN_TOKEN
+"""The admin token of the embedded stack unless HUIBAO_ADMIN_TOKEN says otherwise: the only
+default anywhere (the services have none), and only usable on loopback, where the launcher
+binds them; a service bound beyond loopback refuses it."""
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where `huibao up` keeps its data: HUIBAO_DATA_DIR, else `.huibao/data` here."""
     env = os.environ if environ is None else environ
     return Path(env.get("HUIBAO_DATA_DIR") or Path.cwd() / ".huibao" / "data").resolve()
+
+
+DEFAULT_METRICS_PORT = 8004
+"""The launcher's own `/metrics` port under `huibao up` (HUIBAO_STACK_METRICS_PORT)."""
+
+
+def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError as e:
+        raise StackError(f"{name}={raw!r} is not a number") from e
+    if value < 0:
+        raise StackError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 def fixed_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -70,6 +89,14 @@ class EmbeddedStack:
         echo: a stream that also receives every service's log lines, prefixed by its name.
         ready_timeout: seconds each service has to answer `/health/ready`.
         parallel_start: start the services side by side instead of one after the other.
+        supervise: restart a service, the broker or PostgreSQL that dies (`huibao up`,
+            `huibao demo`); off by default so that tests may kill and restart parts
+            themselves. See `huibao_stack.supervise`.
+        restart_limit, restart_window: a part's `restart_limit`-th death within
+            `restart_window` seconds stops the stack (HUIBAO_STACK_RESTART_LIMIT, default 5;
+            HUIBAO_STACK_RESTART_WINDOW_SECONDS, default 60).
+        metrics_port: where a supervised stack serves its own `/metrics`
+            (HUIBAO_STACK_METRICS_PORT; default 8004 when persistent, else a free port).
     """
 
     def __init__(
@@ -89,6 +116,10 @@ class EmbeddedStack:
         echo: IO[str] | None = None,
         ready_timeout: float = 90.0,
         parallel_start: bool = False,
+        supervise: bool = False,
+        restart_limit: int | None = None,
+        restart_window: float | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         unknown = [s for s in services if s not in SERVICES]
@@ -99,6 +130,7 @@ class EmbeddedStack:
         self.admin_token = (
             admin_token or self.environ.get("HUIBAO_ADMIN_TOKEN") or DEFAULT_ADMIN_TOKEN
         )
+        self.default_admin_token = not (admin_token or self.environ.get("HUIBAO_ADMIN_TOKEN"))
         self.clock = clock or self.environ.get("HUIBAO_CLOCK") or "system"
         self.clock_start = clock_start
         self.service_env = {k: dict(v) for k, v in (service_env or {}).items()}
@@ -125,6 +157,29 @@ class EmbeddedStack:
         )
         self._services: dict[str, list[ServiceProcess]] = {}
         self._started = False
+        self.supervise = supervise
+        env = self.environ
+        self.restart_limit = restart_limit or int(
+            _env_number(env, "HUIBAO_STACK_RESTART_LIMIT", 5) or 1
+        )
+        self.restart_window = restart_window or _env_number(
+            env, "HUIBAO_STACK_RESTART_WINDOW_SECONDS", 60.0
+        )
+        default_metrics = DEFAULT_METRICS_PORT if persistent else 0
+        self.metrics_port = (
+            metrics_port
+            if metrics_port is not None
+            else int(_env_number(env, "HUIBAO_STACK_METRICS_PORT", default_metrics))
+        ) or free_port()
+        self.metrics = StackMetrics([*self.service_names, "postgres", "broker"])
+        self.failure: str | None = None
+        """Why the supervisor stopped the stack (a part kept dying), once it has."""
+        self.failed = asyncio.Event()
+        """Set when the supervisor gives up on a part; the stack is then being stopped."""
+        self._supervisor: asyncio.Task[None] | None = None
+        self._metrics_server: asyncio.Server | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self._stop_soon: asyncio.Future[None] | None = None
 
     # --- what the callers use --------------------------------------------------------------
 
@@ -132,6 +187,13 @@ class EmbeddedStack:
     def urls(self) -> dict[str, str]:
         """Base URL of the first replica of every service, by name."""
         return {name: f"http://127.0.0.1:{self.ports[name]}" for name in self.service_names}
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The launcher's own `/metrics` (restarts), served while supervising."""
+        if self._metrics_server is None:
+            return None
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def database_url(self) -> str:
@@ -186,6 +248,12 @@ class EmbeddedStack:
         if self._started:
             raise StackError("the stack is already started")
         self._started = True
+        if self.default_admin_token and self.service_names:
+            log.warning(
+                "HUIBAO_ADMIN_TOKEN is not set: the services accept the development token %r"
+                " as admin, a launcher default for loopback only (set HUIBAO_ADMIN_TOKEN)",
+                DEFAULT_ADMIN_TOKEN,
+            )
         try:
             if self.persistent:
                 self._check_ports()
@@ -197,11 +265,48 @@ class EmbeddedStack:
             else:  # reporting first: it owns the `auth` schema the others read
                 for proc in procs:
                     await proc.start()
+            if self.supervise:
+                await self._start_supervision()
         except BaseException:
             log.warning("start-up failed: stopping what was started")
             await self.stop()
             raise
         log.info("stack ready: %s", self.urls)
+
+    def parts(self) -> list[Part]:
+        """Every supervised process: each service replica, and the embedded PostgreSQL and
+        broker when this stack owns them."""
+        parts = [Part(p.name, p.label, p) for ps in self._services.values() for p in ps]
+        if self._owns_infra:
+            if self.infra.postgres is not None:
+                parts.append(Part("postgres", "postgres", self.infra.postgres))
+            if self.infra.broker is not None:
+                parts.append(Part("broker", "broker", self.infra.broker))
+        return parts
+
+    async def _start_supervision(self) -> None:
+        self._metrics_server = await serve_metrics(self.metrics, self.metrics_port)
+        supervisor = Supervisor(
+            self.parts,
+            self.metrics,
+            self._give_up,
+            limit=self.restart_limit,
+            window=self.restart_window,
+        )
+        self._supervisor = asyncio.create_task(supervisor.run(), name="stack-supervisor")
+        log.info("supervising %s; metrics on %s", [p.label for p in self.parts()], self.metrics_url)
+
+    async def _give_up(self, message: str) -> None:
+        """A part keeps dying: remember why, tell the waiters, stop everything."""
+        self.failure = message
+        self.failed.set()
+        log.error("stopping the stack: %s", message)
+        self._stop_soon = asyncio.ensure_future(self.stop())
+
+    async def wait_failed(self) -> str:
+        """Wait until the supervisor gives up on a part; return its message."""
+        await self.failed.wait()
+        return self.failure or ""
 
     async def add_replica(
         self, name: str, port: int | None = None, env: Mapping[str, str] | None = None
@@ -220,8 +325,21 @@ class EmbeddedStack:
     async def stop(self) -> None:
         """Stop every service (SIGTERM, SIGKILL after grace), then the broker and PostgreSQL.
 
-        A throwaway stack's directory is removed. Safe to call more than once.
+        A throwaway stack's directory is removed. Safe to call more than once, also while
+        another call runs (they wait for the same stop).
         """
+        if self._stopping is None or self._stopping.done():
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None and supervisor is not asyncio.current_task():
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
         procs = [p for ps in self._services.values() for p in ps]
         try:
             await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from types import FrameType
 
@@ -43,6 +45,21 @@ def tune_gc(app: FastAPI, threshold: int) -> None:
     app.router.lifespan_context = lifespan
 
 
+def refuse_unsafe_exposure(settings: CommonSettings) -> None:
+    """Exit (status 2, one line naming the setting) when the service would be reachable
+    beyond loopback without an admin token of its own; warn when it runs with none."""
+    problem = settings.exposure_problem()
+    if problem:
+        sys.stderr.write(f"huibao: {problem}\n")
+        sys.stderr.flush()
+        raise SystemExit(2)
+    if not settings.admin_token:
+        logging.getLogger("huibao.serve").warning(
+            "HUIBAO_ADMIN_TOKEN is not set: there is no admin token, only tokens minted into "
+            "the database (`huibao token create`) are accepted"
+        )
+
+
 def serve(app: FastAPI, settings: CommonSettings, graceful_seconds: int = 20) -> None:
     """Serve until SIGTERM or SIGINT; the app's lifespan drains its background work.
 
@@ -52,6 +69,7 @@ def serve(app: FastAPI, settings: CommonSettings, graceful_seconds: int = 20) ->
     here, so a drained stop returns normally and the process exits 0, as Kubernetes and
     compose expect of a clean stop (the default handler would make it die "by SIGTERM").
     """
+    refuse_unsafe_exposure(settings)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from huibao_contracts.calendar import CalendarRules
+
+DEVELOPMENT_ADMIN_TOKEN = "huibao-dev-admin"  # noqa: S105 (public on purpose: refused beyond loopback)
+"""The embedded launcher's default admin token; a service reachable beyond loopback refuses it."""
+
+
+def is_loopback(host: str) -> bool:
+    """True when binding `host` listens on the loopback interface only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name, empty (all interfaces), ...
+        return False
 
 
 class CommonSettings(BaseSettings):
@@ -42,16 +56,35 @@ class CommonSettings(BaseSettings):
         " to share one Kafka cluster between environments.",
     )
     admin_token: str = Field(
-        default="huibao-dev-admin",
-        description="Bearer token bound to the root of the tree (HUIBAO_ADMIN_TOKEN).",
+        default="",
+        description="Bearer token bound to the root of the tree (HUIBAO_ADMIN_TOKEN). No "
+        "default: unset, only tokens minted into the database work, and a service bound "
+        "beyond loopback refuses to start without one (or with the development token).",
     )
-    http_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="HTTP bind address (HUIBAO_HTTP_HOST); anything but loopback needs a "
+        "real HUIBAO_ADMIN_TOKEN.",
+    )
     http_port: int = Field(default=8000, ge=0, le=65535, description="HTTP port.")
     gc_threshold: int = Field(
         default=50_000,
         ge=0,
         description="CPython's young-generation GC threshold; the heap present after "
         "start-up is frozen out of collections (0: CPython's defaults).",
+    )
+    lag_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often consumer lag is computed from the broker's end offsets "
+        "(HUIBAO_LAG_POLL_SECONDS).",
+    )
+    ready_stall_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="/health/ready answers 503 once a partition this process consumes has "
+        "had lag and no progress for this long (HUIBAO_READY_STALL_SECONDS; 0: never).",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -64,6 +97,23 @@ class CommonSettings(BaseSettings):
     overdue_reminder_day: int = Field(default=28, ge=1, le=31)
     close_after_days: int = Field(default=7, ge=0, le=60)
     feedback_after_days: int = Field(default=10, ge=1, le=60)
+
+    def exposure_problem(self) -> str | None:
+        """Why this service must not start as configured, or None: bound beyond loopback,
+        it needs an admin token of its own (never none, never the development one)."""
+        if is_loopback(self.http_host):
+            return None
+        if not self.admin_token:
+            why = "HUIBAO_ADMIN_TOKEN is not set"
+        elif self.admin_token == DEVELOPMENT_ADMIN_TOKEN:
+            why = f"HUIBAO_ADMIN_TOKEN is the public development token {DEVELOPMENT_ADMIN_TOKEN!r}"
+        else:
+            return None
+        return (
+            f"refusing to start: HUIBAO_HTTP_HOST={self.http_host!r} is reachable beyond "
+            f"loopback and {why}. Set HUIBAO_ADMIN_TOKEN to a secret of your own (for "
+            "example `openssl rand -hex 32`), or bind HUIBAO_HTTP_HOST=127.0.0.1."
+        )
 
     def topic(self, name: str) -> str:
         """The real name of a contract topic in this deployment (the prefix applied)."""
