@@ -28,6 +28,7 @@ from huibao_platform.http import install_common, principal_dependency
 from huibao_platform.kafka import broker_reachable, ensure_topics
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource
+from huibao_rollup.adapters.kafka_rejects import RejectSink
 from huibao_rollup.adapters.kafka_tree import TreeFeed
 from huibao_rollup.adapters.postgres import Repository
 from huibao_rollup.answers import AnswerCache
@@ -70,6 +71,7 @@ class RollupService:
         self.tree = Tree()
         self.repo = Repository()
         self.rollup = Rollup(self.repo, self.tree, settings.calendar)
+        self.rollup.rejects = RejectSink(settings)
         self.queries = Queries(self.repo, self.tree, settings.calendar, clock)
         self.answers = AnswerCache(lambda: self.tree.generation, self.repo.data_version)
         self.tokens: TokenStore | None = None
@@ -152,6 +154,8 @@ class RollupService:
                 await tree_task
             await source.stop()
             await feed.stop()
+            if self.rollup.rejects is not None:
+                await self.rollup.rejects.stop()
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from huibao_contracts.orgunits import OrgUnitChange
 from huibao_platform import metrics
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource, Polled
+from huibao_rollup.adapters.kafka_rejects import RejectSink
 from huibao_rollup.adapters.postgres import Repository
 from huibao_rollup.domain.aggregation import Deltas, Fold, Outcome
 from huibao_rollup.domain.tree import Tree, UnknownUnitError, Version
@@ -93,6 +94,8 @@ class Rollup:
         """Serialises tree changes with batches, so a batch sees one tree throughout."""
         self._pending: list[tuple[str, dt.date]] = []
         self.stats = ApplyStats()
+        self.rejects: RejectSink | None = None
+        """Where refused records go (`huibao.activity.rejected`); unset, they are skipped."""
 
     async def load_tree(self) -> None:
         """Load the stored tree into memory."""
@@ -130,6 +133,9 @@ class Rollup:
             await catch_up()
             if self.unknown_units(batch):
                 await asyncio.sleep(retry_seconds)
+        refused = [p for p in batch if p.refused]
+        if refused and self.rejects is not None:  # sent before the positions move past them
+            await self.rejects.publish(refused)
         started = time.perf_counter()
         positions: dict[int, tuple[int, str]] = {}
         for p in batch:

@@ -1,57 +1,51 @@
 """Decoding Kafka records: accepted activity events and org-unit changes.
 
-An accepted record is a structured CloudEvent (JSON) with the extension attribute
-`huibaoreceived`; reporting validated it already, so only what the rollup needs is read.
-A record that cannot be read is skipped with a warning: it can never be applied.
+An accepted record is validated against the contract models (`huibao_contracts.accepted`:
+the envelope, the payload model of its type, the `huibaoreceived` extension), in one pass
+over the raw bytes: the topic can be written by anything the broker lets in, and a record
+that fails is refused with its reasons (the consumer sends it to the reject topic), never
+applied.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
+from huibao_contracts.accepted import ACCEPTED_EVENT, refusal
 from huibao_contracts.orgunits import OrgUnitChange
+from huibao_contracts.rejects import FieldError
 from huibao_platform.logs import get_logger
 from huibao_rollup.domain.model import ActivityEvent
 
 log = get_logger(__name__)
 
 
-def _instant(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    instant = dt.datetime.fromisoformat(value)
-    return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
-
-
-def decode_event(value: bytes | None, shard: int) -> ActivityEvent | None:
-    """The event in a record of `huibao.activity.accepted`, or None when unreadable."""
+def decode_event(value: bytes | None, shard: int) -> ActivityEvent | list[FieldError]:
+    """The event in a record of `huibao.activity.accepted`, or why it is refused."""
     try:
-        doc = orjson.loads(value or b"")
-        data = doc["data"]
-        time = _instant(doc.get("time"))
-        received = _instant(doc.get("huibaoreceived")) or time or dt.datetime.now(dt.UTC)
-        event = ActivityEvent(
-            source=str(doc["source"]),
-            id=str(doc["id"]),
-            type=str(doc["type"]),
-            unit=str(doc["subject"]),
-            time=time,
-            received=received,
-            data=data,
+        doc = ACCEPTED_EVENT.validate_json(value or b"")
+    except ValidationError as e:
+        errors = refusal(e.errors())
+        log.warning(
+            "accepted_record_refused",
             shard=shard,
+            reason=str(errors[0].reason),
+            field=errors[0].field,
+            error=errors[0].message,
         )
-        if not isinstance(data, dict) or "activity_id" not in data:
-            raise ValueError("data has no activity_id")
-        _ = (event.date, event.revision)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        log.warning("undecodable_event", shard=shard, error=str(e))
-        return None
-    return event
+        return errors
+    return ActivityEvent(
+        source=doc.source,
+        id=doc.id,
+        type=doc.type,
+        unit=doc.subject,
+        time=doc.time,
+        received=doc.huibaoreceived,
+        data=doc.data.model_dump(mode="json"),
+        shard=shard,
+    )
 
 
 def record_key(value: bytes | None, event: ActivityEvent | None) -> str:

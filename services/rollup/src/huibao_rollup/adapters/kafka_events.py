@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from huibao_contracts.rejects import FieldError
 from huibao_contracts.topics import ACTIVITY_ACCEPTED
 from huibao_platform import metrics
 from huibao_platform.kafka import client_options
@@ -37,12 +38,16 @@ log = get_logger(__name__)
 
 @dataclass(slots=True)
 class Polled:
-    """One fetched record: where it sits, what identifies it, and its event if readable."""
+    """One fetched record: where it sits, what identifies it, and its event if it is valid;
+    otherwise why it is refused and the record itself (for the reject topic)."""
 
     partition: int
     offset: int
     key: str
     event: ActivityEvent | None
+    refused: list[FieldError] | None = None
+    record: ConsumerRecord | None = None
+    reject_sent: bool = False
 
 
 @dataclass(slots=True)
@@ -142,7 +147,11 @@ class EventSource:
         polled = []
         for r in records:
             event = decode_event(r.value, tp.partition)
-            polled.append(Polled(tp.partition, r.offset, record_key(r.value, event), event))
+            if isinstance(event, list):
+                key = record_key(r.value, None)
+                polled.append(Polled(tp.partition, r.offset, key, None, event, r))
+            else:
+                polled.append(Polled(tp.partition, r.offset, record_key(r.value, event), event))
         if part.verify is not None:
             offset, key = part.verify
             part.verify = None

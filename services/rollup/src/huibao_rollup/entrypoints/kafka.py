@@ -12,7 +12,7 @@ import time
 
 from aiokafka.errors import KafkaError
 
-from huibao_platform.errors import StorageUnavailableError
+from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource, Polled
 from huibao_rollup.adapters.kafka_tree import TreeFeed
@@ -92,7 +92,7 @@ async def run_events(
                         retry_seconds=retry_seconds,
                         stop=stop,
                     )
-                except StorageUnavailableError as e:
+                except (StorageUnavailableError, BrokerUnavailableError) as e:
                     log.warning("batch_retry", error=str(e), records=len(batch))
                     await asyncio.sleep(retry_seconds)
                     continue

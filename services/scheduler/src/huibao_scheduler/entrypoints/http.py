@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from huibao_contracts.cycles import CycleKind, CycleTransition
+from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
 from huibao_contracts.periods import InvalidPeriodError, Period, PeriodKind
 from huibao_platform.auth import Principal
 from huibao_platform.clock import ManualClock
@@ -132,7 +133,7 @@ def build_router(
 
     @router.get("/feedback/{unit}", summary="A unit's quarterly feedback (JSON or CSV)")
     async def get_feedback(
-        unit: str,
+        unit: Annotated[str, Path(pattern=ORG_UNIT_ID_PATTERN)],
         request: Request,
         caller: Caller,
         store: Store,
