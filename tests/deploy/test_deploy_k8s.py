@@ -387,6 +387,7 @@ EXPECTED_ACLS = {
     "huibao-rollup": {
         ("topic", "huibao.activity.accepted", "literal", READ),
         ("topic", "huibao.orgunit.changes", "literal", READ),
+        ("topic", "huibao.activity.rejected", "literal", WRITE),
         ("group", "huibao-rollup", "prefix", READ),
     },
     "huibao-scheduler": {
@@ -410,6 +411,95 @@ def test_kafka_users_have_least_privilege(render: Render, overlay: str) -> None:
             assert "All" not in acl["operations"]
             if acl["resource"]["type"] == "topic":
                 assert acl["resource"]["name"] in TOPICS
+
+
+def _granted(user: dict[str, Any], operation: str, topic: str) -> bool:
+    """True when the user's ACLs allow `operation` on `topic`, as Kafka's simple authorizer
+    decides: literal or prefixed names, the `*` wildcard, `All`, and Write/Read implying
+    Describe; a deny wins."""
+
+    def matches(acl: dict[str, Any]) -> bool:
+        res = acl["resource"]
+        if res["type"] != "topic":
+            return False
+        name, pattern = res["name"], res.get("patternType", "literal")
+        if name == "*":
+            return True
+        return topic.startswith(name) if pattern == "prefix" else topic == name
+
+    def covers(acl: dict[str, Any]) -> bool:
+        ops = set(acl["operations"])
+        if "All" in ops or operation in ops:
+            return True
+        return operation == "Describe" and bool(ops & {"Read", "Write", "Delete", "Alter"})
+
+    acls = [a for a in user["spec"]["authorization"]["acls"] if matches(a) and covers(a)]
+    if any(a.get("type", "allow") == "deny" for a in acls):
+        return False
+    return any(a.get("type", "allow") == "allow" for a in acls)
+
+
+# Who may write and who may read each topic, and nothing more: the rollup applies what
+# is on `accepted`, so a forged record there would change aggregates (issue 12.6).
+WRITERS = {
+    "huibao.activity.submitted": set(),
+    "huibao.activity.accepted": {"huibao-reporting"},
+    "huibao.activity.rejected": {"huibao-reporting", "huibao-rollup"},
+    "huibao.orgunit.changes": {"huibao-reporting"},
+    "huibao.cycle.events": {"huibao-scheduler"},
+    "huibao.notifications": {"huibao-scheduler"},
+    "huibao.feedback.issued": {"huibao-scheduler"},
+}
+READERS = {
+    "huibao.activity.submitted": {"huibao-reporting"},
+    "huibao.activity.accepted": {"huibao-rollup"},
+    "huibao.activity.rejected": set(),
+    "huibao.orgunit.changes": {"huibao-rollup"},
+    "huibao.cycle.events": set(),
+    "huibao.notifications": set(),
+    "huibao.feedback.issued": set(),
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_reporting_writes_accepted(render: Render, overlay: str) -> None:
+    resources = render(overlay)
+    users = by_kind(resources, "KafkaUser")
+    assert set(WRITERS) == set(TOPICS)
+    for topic in TOPICS:
+        writers = {n for n, u in users.items() if _granted(u, "Write", topic)}
+        readers = {n for n, u in users.items() if _granted(u, "Read", topic)}
+        assert writers == WRITERS[topic], (overlay, topic, writers)
+        assert readers == READERS[topic], (overlay, topic, readers)
+        for name, user in users.items():  # no user may change or delete a topic
+            for operation in ("Alter", "AlterConfigs", "Delete", "Create"):
+                assert not _granted(user, operation, topic), (overlay, name, operation, topic)
+    for name, user in users.items():
+        kinds = {a["resource"]["type"] for a in user["spec"]["authorization"]["acls"]}
+        assert kinds <= {"topic", "group"}, (name, kinds)  # no cluster or transactional ACLs
+    # the ACLs bind: the cluster enforces them, authenticates every listener, and no user
+    # is a super user
+    kafka = by_kind(resources, "Kafka")[KAFKA_CLUSTER]["spec"]["kafka"]
+    assert kafka["authorization"]["type"] == "simple"
+    assert not kafka["authorization"].get("superUsers")
+    assert all(listener.get("authentication") for listener in kafka["listeners"])
+    assert kafka.get("config", {}).get("allow.everyone.if.no.acl.found") in (None, False)
+
+
+def test_the_writers_check_finds_a_forger() -> None:
+    rollup = {"spec": {"authorization": {"acls": [
+        {"resource": {"type": "topic", "name": "huibao.activity.accepted"},
+         "operations": ["Read", "Describe"]},
+    ]}}}  # fmt: skip
+    assert not _granted(rollup, "Write", "huibao.activity.accepted")
+    for grant in (
+        {"resource": {"type": "topic", "name": "huibao.activity.", "patternType": "prefix"},
+         "operations": ["Write"]},
+        {"resource": {"type": "topic", "name": "*"}, "operations": ["All"]},
+    ):  # fmt: skip
+        forger = copy.deepcopy(rollup)
+        forger["spec"]["authorization"]["acls"].append(grant)
+        assert _granted(forger, "Write", "huibao.activity.accepted"), grant
 
 
 # --- monitoring --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from tests.support.events import cloudevent
 from tests.support.waits import wait_until
 
+from huibao_platform.clock import Clock
 from huibao_rollup.bootstrap import build_app
 from huibao_rollup.settings import RollupSettings
 from huibao_stack.infra import Infrastructure
@@ -155,9 +156,12 @@ class Harness:
         await self.produce(self.accepted_topic, records)
 
     @asynccontextmanager
-    async def replica(self, **overrides: Any) -> AsyncIterator[Client]:
-        """Run one replica (lifespan included) and yield an HTTP client for it."""
-        app = build_app(self.settings(**overrides))
+    async def replica(
+        self, *, clock: Clock | None = None, **overrides: Any
+    ) -> AsyncIterator[Client]:
+        """Run one replica (lifespan included) and yield an HTTP client for it; `clock` is
+        the rollup's now (wall time when None)."""
+        app = build_app(self.settings(**overrides), clock=clock)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(

@@ -121,6 +121,7 @@ async def test_a_month_runs_every_step_in_order_with_its_notifications(infra: An
         "on_time": 9,
         "late": 1,
         "missing": 2,
+        "unexpected": 0,
         "attendance_rate": 0.9,
     }
     assert dispatch["sc1.c1"]["missing"] == 0

@@ -12,8 +12,9 @@ import pytest
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import OrgUnitChange
 from huibao_contracts.periods import Period
-from huibao_rollup.domain.aggregation import Fold, Outcome, totals
-from huibao_rollup.domain.completeness import Held, completeness
+from huibao_rollup.domain import contribution as contrib
+from huibao_rollup.domain.aggregation import Fold, Outcome, replaced, totals
+from huibao_rollup.domain.completeness import Held, completeness, due_months
 from huibao_rollup.domain.model import ActivityEvent
 from huibao_rollup.domain.tree import Tree, Version
 from huibao_rollup.domain.views import public_metrics, tree_metrics
@@ -242,3 +243,95 @@ def test_completeness_and_ratios() -> None:
     assert m["party_day.attendance_rate"] == 0.75
     assert m["feedback.resolution_rate"] is None
     assert m["party_day.expected"] == 3
+
+
+SH = dt.timezone(dt.timedelta(hours=8))
+
+
+@pytest.mark.parametrize(
+    ("time", "received", "counted_at"),
+    [
+        # a trustworthy `time` decides, whatever the receipt
+        (dt.datetime(2026, 6, 26, 20, tzinfo=SH), dt.datetime(2026, 7, 2, tzinfo=SH), None),
+        # `time` before the activity's own date: the receipt time decides
+        (
+            dt.datetime(2026, 6, 25, 23, 59, tzinfo=SH),
+            dt.datetime(2026, 7, 2, tzinfo=SH),
+            dt.datetime(2026, 7, 2, tzinfo=SH),
+        ),
+        # neither can precede the date: clamped to its start
+        (None, dt.datetime(2026, 6, 25, tzinfo=SH), dt.datetime(2026, 6, 26, tzinfo=SH)),
+    ],
+)
+def test_a_report_recorded_before_its_own_date_counts_from_its_receipt(
+    time: dt.datetime | None, received: dt.datetime, counted_at: dt.datetime | None
+) -> None:
+    got = contrib.reported_instant(RULES, dt.date(2026, 6, 26), time, received)
+    assert got == (counted_at or time)
+    fold = Fold(RULES, city(), {})
+    e = dataclasses.replace(
+        event("b1", {"attendees": 1, "members": 2}, time=time), received=received
+    )
+    fold.apply(e)
+    assert fold.facts["a1"].first_reported_at == got
+    assert fold.facts["a1"].on_time is (got <= RULES.deadline(Period.parse("2026-06")))
+
+
+def test_a_party_day_counts_where_its_branch_stands_on_the_party_day() -> None:
+    tree = city()
+    tree.apply(unit("b1", "branch", "t2", 30, seq=5, effective=dt.date(2026, 6, 23), kind="move"))
+    tree.apply(unit("b2", "branch", "t1", 20, seq=6, closed=dt.date(2026, 6, 20)))
+    tree.apply(unit("b4", "branch", "t1", 5, seq=7, opened=dt.date(2026, 6, 28)))
+    fold = Fold(RULES, tree, {})
+    fold.apply(event("b1", {"activity_id": "x1", "date": "2026-06-20", "members": 30}))
+    fold.apply(event("b2", {"activity_id": "x2", "date": "2026-06-10", "members": 20}))
+    fold.apply(event("b4", {"activity_id": "x4", "date": "2026-06-28", "members": 5}))
+    got = cells(fold)
+    # reported on the 20th under t1, moved to t2 on the 23rd: held under t2, where expected
+    assert fold.facts["x1"].path == ("c", "k2", "t2", "b1")
+    assert got[("t2", "2026-06", "party_day.held")] == 1
+    assert ("t1", "2026-06", "party_day.held") not in got
+    # closed before, or opened after, the Party Day: not expected, counted as unexpected
+    assert got[("t1", "2026-06", "party_day.unexpected")] == 2
+    assert got[("t1", "2026-06", "party_day.members")] == 25
+    assert tree_metrics(tree, RULES, "t1", Period.parse("2026-06"))["party_day.expected"] == 0
+    assert tree_metrics(tree, RULES, "t2", Period.parse("2026-06"))["party_day.expected"] == 2
+
+
+def test_replaced_follows_the_tree_and_leaves_an_unchanged_fact_alone() -> None:
+    tree = city()
+    fold = Fold(RULES, tree, {})
+    fold.apply(event("b1", {"attendees": 4, "members": 30}))
+    fact = fold.facts["a1"]
+    assert replaced(RULES, tree, fact) is fact
+    tree.apply(unit("b1", "branch", "t1", 30, seq=9, closed=dt.date(2026, 6, 1)))
+    now = replaced(RULES, tree, fact)
+    assert now.path == fact.path
+    assert now.contribution == {
+        "party_day.unexpected": 1,
+        "party_day.attendees": 4,
+        "party_day.members": 30,
+    }
+
+
+def test_completeness_lists_unexpected_reports_apart() -> None:
+    at = dt.datetime(2026, 6, 27, tzinfo=dt.UTC)
+    result = completeness(["b1", "b2"], [Held("b1", True, at), Held("b9", True, at, False)])
+    assert (result.expected, result.held, result.unexpected, result.missing) == (2, 1, 1, ["b2"])
+    assert [h.unit for h in result.unexpected_units] == ["b9"]
+
+
+@pytest.mark.parametrize(
+    ("period", "today", "months"),
+    [
+        ("2026-Q2", dt.date(2026, 6, 25), ["2026-04", "2026-05"]),
+        ("2026-Q2", dt.date(2026, 6, 26), ["2026-04", "2026-05", "2026-06"]),
+        ("2026", dt.date(2026, 3, 1), ["2026-01", "2026-02"]),
+        ("2026-Q3", dt.date(2026, 6, 30), []),
+        ("2026-12", dt.date(2026, 12, 1), ["2026-12"]),  # a month counts itself
+    ],
+)
+def test_a_period_counts_the_months_whose_party_day_has_come(
+    period: str, today: dt.date, months: list[str]
+) -> None:
+    assert [str(m) for m in due_months(RULES, Period.parse(period), today)] == months

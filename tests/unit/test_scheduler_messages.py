@@ -57,6 +57,7 @@ def test_dispatch_summary_counts_and_rate() -> None:
         "on_time": 7,
         "late": 1,
         "missing": 2,
+        "unexpected": 0,
         "attendance_rate": 0.9234,
     }
     assert n.text == (

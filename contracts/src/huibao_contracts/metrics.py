@@ -45,11 +45,16 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         "party_day.expected",
         MetricKind.TREE,
         "branches",
-        "Branches expected to hold the Party Day (active, summed over months).",
+        "Branches expected to hold the Party Day: active on the month's Party Day (the 26th),"
+        " summed over the months of the period whose Party Day has come.",
     ),
-    _sum("party_day.held", "branches", "Branch-months with a Party Day reported."),
-    _sum("party_day.on_time", "branches", "Party Days reported by the deadline."),
-    _sum("party_day.late", "branches", "Party Days reported after the deadline."),
+    _sum(
+        "party_day.held",
+        "branches",
+        "Expected branches (see party_day.expected) that reported the month's Party Day.",
+    ),
+    _sum("party_day.on_time", "branches", "Held Party Days reported by the deadline."),
+    _sum("party_day.late", "branches", "Held Party Days reported after the deadline."),
     _sum("party_day.attendees", "people", "Members attending Party Days."),
     _sum(
         "party_day.members",
@@ -101,6 +106,13 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
     _sum("screening.held", "screenings", "Film screenings held."),
     _sum("screening.audience", "people", "Audience of screenings.", internal=True),
     _sum("points.awarded", "points", "Member points awarded, net of deductions."),
+    # a sum added after the others: sums are stored by position in catalogue order
+    _sum(
+        "party_day.unexpected",
+        "branches",
+        "Party Days reported by units not expected that month (not an active branch on its"
+        " Party Day): counted here instead of in held, on time and late.",
+    ),
     Metric(
         "orgunits.branches",
         MetricKind.TREE,

@@ -29,12 +29,16 @@ function failure(container, e) {
   container.replaceChildren(h("p", { class: "error" }, t("load.failed", { msg: e.message })));
 }
 
-/** Party Day counts of one child item of the children endpoint. */
+/** Party Day counts of one child item of the children endpoint. The rollup counts as held
+ * only branches it expected (docs/architecture.md, "Party Day completeness"), so expected −
+ * held is exactly the completeness list's missing count; reports of units not expected are
+ * `party_day.unexpected`. */
 export function partyDay(metrics) {
   const expected = metrics["party_day.expected"] ?? 0;
   const held = metrics["party_day.held"] ?? 0;
   return {
     expected, held, on_time: metrics["party_day.on_time"] ?? 0, late: metrics["party_day.late"] ?? 0,
+    unexpected: metrics["party_day.unexpected"] ?? 0,
     missing: Math.max(expected - held, 0), ratio: completeness(held, expected),
     attendance: metrics["party_day.attendance_rate"] ?? null,
   };
@@ -56,6 +60,7 @@ export async function renderKpis(ctx) {
       ["party_day.attendance_rate", pct(m["party_day.attendance_rate"])],
       ["members.total", num(m["members.total"])],
     ];
+    if (pd.unexpected) cards.splice(4, 0, ["party_day.unexpected", num(pd.unexpected)]);
     box.replaceChildren(...cards.map(([key, value, label]) => h("div", { class: "kpi", "data-testid": `kpi-${key}` },
       h("div", { class: "kpi-value" }, value), h("div", { class: "kpi-label" }, label ?? metricLabel(key)))));
   } catch (e) {

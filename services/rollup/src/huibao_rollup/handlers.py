@@ -6,8 +6,11 @@ its activities are locked, the events folded in memory, and the changed aggregat
 (one per node, month and shard), facts and positions written together. Kafka hears about
 it only after the commit.
 
-A tree change that moves a unit re-attributes, in one transaction, the facts counted
-through that unit and dated on or after the change's effective date.
+A tree change that moves a unit, or changes whether it is expected to hold the Party Day
+(its level, its open or close dates), re-attributes, in one transaction, the facts counted
+through that unit and dated on or after the first of the month of the change's effective
+date (a Party Day counts through the tree on its month's Party Day, which may lie after
+its date): each fact's path, and a Party Day's held or unexpected count.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource, Polled
 from huibao_rollup.adapters.kafka_rejects import RejectSink
 from huibao_rollup.adapters.postgres import Repository
-from huibao_rollup.domain.aggregation import Deltas, Fold, Outcome
+from huibao_rollup.domain.aggregation import Deltas, Fold, Outcome, replaced
+from huibao_rollup.domain.model import Fact
 from huibao_rollup.domain.tree import Tree, UnknownUnitError, Version
 
 log = get_logger(__name__)
@@ -203,6 +207,7 @@ class Rollup:
                     and (
                         v.kind in ("move", "merge")
                         or (existing.parent, existing.merged_into) != (v.parent, v.merged_into)
+                        or _expectation_changed(existing, v)
                     )
                 ):
                     self._pending.append((v.unit, v.effective))
@@ -214,18 +219,29 @@ class Rollup:
                 self._pending.pop(0)
 
     async def _reattribute(self, unit: str, since: dt.date) -> None:
+        # from the first of the month: a Party Day dated before `since` counts through the
+        # tree on its month's Party Day, which may lie after it
         async with self.repo.unit_of_work() as uow:
-            facts = await uow.lock_facts_through(unit, since)
+            facts = await uow.lock_facts_through(unit, since.replace(day=1))
             deltas = Deltas()
-            moved: dict[str, tuple[str, ...]] = {}
+            moved: list[Fact] = []
             for f in facts:
                 try:
-                    path = self.tree.path_on(f.unit, f.date)
+                    now = replaced(self.rules, self.tree, f)
                 except UnknownUnitError:
                     continue
-                if path != f.path:
+                if now is not f:
                     deltas.add(f.path, f.date, f.contribution, -1, REATTRIBUTION_SHARD)
-                    deltas.add(path, f.date, f.contribution, 1, REATTRIBUTION_SHARD)
-                    moved[f.activity_id] = path
-            await uow.move(deltas.rows(), moved)
+                    deltas.add(now.path, f.date, now.contribution, 1, REATTRIBUTION_SHARD)
+                    moved.append(now)
+            await uow.add_rows(deltas.rows())
+            await uow.write_facts([], moved)
         log.info("facts_reattributed", unit=unit, since=str(since), facts=len(moved))
+
+
+def _expectation_changed(old: Version, new: Version) -> bool:
+    """True when `new` may change whether the unit is expected for a Party Day: another
+    level, other open or close dates, or a version taking effect before every earlier one
+    (the unit now exists on days it did not)."""
+    before, after = (old.level, old.opened, old.closed), (new.level, new.opened, new.closed)
+    return before != after or new.effective < old.effective

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from huibao_contracts.calendar import CalendarRules
@@ -17,7 +18,7 @@ from huibao_contracts.periods import InvalidPeriodError, Period, PeriodKind, mon
 from huibao_platform.auth import Principal
 from huibao_platform.clock import Clock
 from huibao_rollup.adapters.postgres import Repository
-from huibao_rollup.domain.completeness import completeness
+from huibao_rollup.domain.completeness import completeness, due_months
 from huibao_rollup.domain.tree import Tree, UnknownUnitError
 from huibao_rollup.domain.views import Value, public_metrics, tree_metrics, tree_metrics_of
 
@@ -53,6 +54,22 @@ def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
         "limit": limit,
         "items": items[offset : offset + limit],
     }
+
+
+def _without_party_days(
+    values: dict[str, Decimal], months: list[dict[str, Decimal]]
+) -> dict[str, Decimal]:
+    """`values` minus the Party Day sums of `months`."""
+    out = dict(values)
+    for month in months:
+        for metric, value in month.items():
+            if metric.startswith(_PARTY_DAY):
+                out[metric] = out.get(metric, _ZERO) - value
+    return out
+
+
+_PARTY_DAY = "party_day."
+_ZERO = Decimal(0)
 
 
 class Queries:
@@ -134,11 +151,22 @@ class Queries:
         return {"items": items}
 
     async def metrics_of(self, nodes: list[str], period: Period) -> dict[str, dict[str, Value]]:
-        """Every public metric of these nodes in one period."""
-        sums = await self._repo.sums(nodes, [period])
+        """Every public metric of these nodes in one period.
+
+        The Party Day figures of a quarter or a year cover only its months whose Party Day
+        has come (`due_months`): the sums of the others are read and taken off."""
+        due = due_months(self._rules, period, self.today())
+        later = [m for m in period.months() if m not in due]
+        sums = await self._repo.sums(nodes, [period, *later])
         name = str(period)
-        trees = tree_metrics_of(self._tree, self._rules, nodes, period)
-        return {n: public_metrics(sums.get((n, name), {}), trees[n]) for n in nodes}
+        trees = tree_metrics_of(self._tree, self._rules, nodes, period, due)
+        out: dict[str, dict[str, Value]] = {}
+        for n in nodes:
+            values = sums.get((n, name), {})
+            if later:
+                values = _without_party_days(values, [sums.get((n, str(m)), {}) for m in later])
+            out[n] = public_metrics(values, trees[n])
+        return out
 
     async def summary(self, node: str, period: Period) -> dict[str, Any]:
         """All metrics of a node in a period."""
@@ -210,6 +238,10 @@ class Queries:
         late = [
             {**unit(h.unit), "reported_at": h.reported_at.isoformat()} for h in result.late_units
         ]
+        unexpected = [
+            {**unit(h.unit), "reported_at": h.reported_at.isoformat()}
+            for h in result.unexpected_units
+        ]
         return {
             "node": self.brief(node),
             "cycle": "party_day",
@@ -220,8 +252,10 @@ class Queries:
             "on_time": result.on_time,
             "late": result.late,
             "missing": len(result.missing),
+            "unexpected": result.unexpected,
             "missing_units": page(missing, limit, offset),
             "late_units": page(late, limit, offset),
+            "unexpected_units": page(unexpected, limit, offset),
         }
 
     async def series(self, node: str, metric: str, first: Period, last: Period) -> dict[str, Any]:

@@ -54,9 +54,12 @@ _ZERO = Decimal(0)
 
 
 async def party_days(pool: asyncpg.Pool, node: str, first: dt.date, last: dt.date) -> list[Held]:
-    """Party Day reports (not retracted) counted under `node` and dated in [first, last]."""
+    """Party Day reports (not retracted) counted under `node` and dated in [first, last]:
+    the facts whose contributions the sums add up, each flagged as counted in
+    `party_day.held` (its unit was expected) or in `party_day.unexpected`."""
     rows = await pool.fetch(
-        "SELECT unit, on_time, first_reported_at FROM rollup.facts"
+        "SELECT unit, on_time, first_reported_at,"
+        " contribution ? 'party_day.unexpected' AS unexpected FROM rollup.facts"
         " WHERE type = $1 AND date BETWEEN $2 AND $3 AND NOT retracted"
         " AND path @> ARRAY[$4]::text[]",
         PARTY_DAY_TYPE,
@@ -64,4 +67,7 @@ async def party_days(pool: asyncpg.Pool, node: str, first: dt.date, last: dt.dat
         last,
         node,
     )
-    return [Held(r["unit"], bool(r["on_time"]), r["first_reported_at"]) for r in rows]
+    return [
+        Held(r["unit"], bool(r["on_time"]), r["first_reported_at"], not r["unexpected"])
+        for r in rows
+    ]

@@ -13,6 +13,7 @@ up the path once, so each changed row is computed (and later written) once per b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
@@ -21,7 +22,7 @@ from enum import StrEnum
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.metrics import SUMS
 from huibao_rollup.domain import contribution as contrib
-from huibao_rollup.domain.attribution import attribute, periods_of
+from huibao_rollup.domain.attribution import attribute, party_day_slot, periods_of
 from huibao_rollup.domain.model import ActivityEvent, Contribution, Fact, Number
 from huibao_rollup.domain.tree import Tree
 
@@ -145,10 +146,21 @@ class Fold:
             return Outcome.DUPLICATE
         day = event.date
         retracted = event.retracted
-        first = old.first_reported_at if old is not None else event.reported_at
-        on_time = contrib.on_time(self._rules, type_, day, first)
-        amounts = contrib.contribution(type_, event.data, retracted=retracted, on_time=on_time)
-        path = attribute(self._tree, event.unit, day)
+        rules = self._rules
+        if old is not None:
+            first = old.first_reported_at
+        elif type_ == contrib.PARTY_DAY:
+            first = contrib.reported_instant(rules, day, event.time, event.received)
+        else:
+            first = event.reported_at
+        on_time = contrib.on_time(rules, type_, day, first)
+        if type_ == contrib.PARTY_DAY:
+            path, expected = party_day_slot(self._tree, rules, event.unit, day)
+        else:
+            path, expected = attribute(self._tree, event.unit, day), True
+        amounts = contrib.contribution(
+            type_, event.data, retracted=retracted, on_time=on_time, expected=expected
+        )
         fact = Fact(
             aid,
             event.unit,
@@ -168,6 +180,22 @@ class Fold:
         self.facts[aid] = fact
         self.changed[aid] = fact
         return Outcome.CORRECTED if old is not None else Outcome.APPLIED
+
+
+def replaced(rules: CalendarRules, tree: Tree, fact: Fact) -> Fact:
+    """`fact` attributed through `tree` as it stands now (the same rules as `Fold.apply`):
+    its path, and for a Party Day whether its unit is expected; `fact` itself when neither
+    changed. UnknownUnitError when its unit's path cannot be resolved."""
+    if fact.type == contrib.PARTY_DAY:
+        path, expected = party_day_slot(tree, rules, fact.unit, fact.date)
+        amounts = contrib.recounted(
+            fact.type, fact.contribution, on_time=fact.on_time, expected=expected
+        )
+    else:
+        path, amounts = attribute(tree, fact.unit, fact.date), fact.contribution
+    if path == fact.path and amounts == fact.contribution:
+        return fact
+    return dataclasses.replace(fact, path=path, contribution=amounts)
 
 
 def totals(facts: Iterable[Fact]) -> dict[tuple[str, str, str], Decimal]:

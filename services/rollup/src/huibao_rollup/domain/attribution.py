@@ -1,7 +1,10 @@
 """Attributing a fact: its unit and date → every (node, period) it counts in.
 
 A fact counts for its unit and every ancestor on the path in force on its date, for the
-month, quarter and year of that date.
+month, quarter and year of that date; a Party Day fact counts through the path in force
+on its month's Party Day (the 26th) instead, the day completeness asks who is expected, so
+that a branch counts as held exactly where it counts as expected (docs/architecture.md,
+"Party Day completeness").
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 
+from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.periods import Period
-from huibao_rollup.domain.tree import Tree
+from huibao_rollup.domain.tree import Tree, UnknownUnitError
 
 Key = tuple[str, str]
 """(node, period) of one aggregate cell, the period in its text form (`2026-05`)."""
@@ -32,3 +36,24 @@ def keys(path: tuple[str, ...], day: dt.date) -> list[Key]:
 def attribute(tree: Tree, unit: str, day: dt.date) -> tuple[str, ...]:
     """The path (root → unit) a fact of `unit` dated `day` is attributed through."""
     return tree.path_on(unit, day)
+
+
+@lru_cache(maxsize=1024)
+def party_day_of(rules: CalendarRules, day: dt.date) -> dt.date:
+    """The Party Day of the month of `day`."""
+    return rules.party_day_date(Period.month_of(day))
+
+
+def party_day_slot(
+    tree: Tree, rules: CalendarRules, unit: str, day: dt.date
+) -> tuple[tuple[str, ...], bool]:
+    """Where a Party Day of `unit` dated `day` counts: the path on its month's Party Day,
+    and whether `unit` is expected then (a branch active on that day). A unit whose chain
+    cannot be resolved on that day (created later under a parent created later still)
+    counts through its path on `day`, as not expected."""
+    party_day = party_day_of(rules, day)
+    try:
+        path = tree.path_on(unit, party_day)
+    except UnknownUnitError:
+        return tree.path_on(unit, day), False
+    return path, tree.is_active_branch(unit, party_day)

@@ -1,7 +1,12 @@
 """What one activity payload adds to the metrics of the catalogue.
 
-A retracted activity contributes nothing; a Party Day counts as on time or late as decided
-from the first report's instant against the calendar deadline of its month.
+A retracted activity contributes nothing. A Party Day of a branch expected that month
+counts as held, on time or late as decided from the first report's instant against the
+calendar deadline of its month; a Party Day of a unit not expected (see
+`huibao_rollup.domain.attribution.party_day_slot`) counts as `party_day.unexpected` instead.
+The instant of a report is its `time`, unless that lies before the activity's own date (a
+report recorded before the activity happened cannot be trusted): then it is the receipt
+time, and never earlier than the start of the activity's date.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ PARTY_DAY_METRICS = (
     "party_day.late",
     "party_day.attendees",
     "party_day.members",
+    "party_day.unexpected",
 )
 
 
@@ -93,6 +99,22 @@ def is_known_type(event_type: str) -> bool:
     return event_type == PARTY_DAY or event_type in RULES
 
 
+def reported_instant(
+    rules: CalendarRules, day: dt.date, time: dt.datetime | None, received: dt.datetime
+) -> dt.datetime:
+    """When a report of an activity dated `day` counts as recorded: its `time`, unless
+    absent or earlier than `day` in local time (then the receipt time), and never earlier
+    than the start of `day` (a report cannot precede what it reports)."""
+    start = _start_of(rules, day)
+    instant = time if time is not None and time >= start else received
+    return max(instant, start)
+
+
+@lru_cache(maxsize=1024)
+def _start_of(rules: CalendarRules, day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=rules.tz)
+
+
 def on_time(
     rules: CalendarRules,
     event_type: str,
@@ -111,16 +133,25 @@ def _deadline(rules: CalendarRules, year: int, month: int) -> dt.datetime:
 
 
 def contribution(
-    event_type: str, data: Mapping[str, Any], *, retracted: bool, on_time: bool | None
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    retracted: bool,
+    on_time: bool | None,
+    expected: bool = True,
 ) -> Contribution:
-    """The metric amounts one revision of an activity adds; empty when retracted."""
+    """The metric amounts one revision of an activity adds; empty when retracted.
+
+    `expected` (Party Days only): whether the unit was expected to hold it that month; a
+    report of a unit not expected adds `party_day.unexpected`, not held, on time or late."""
     if retracted:
         return {}
     if event_type == PARTY_DAY:
         amounts: Contribution = {
-            "party_day.held": 1,
-            "party_day.on_time": 1 if on_time else 0,
-            "party_day.late": 0 if on_time else 1,
+            "party_day.held": 1 if expected else 0,
+            "party_day.on_time": 1 if expected and on_time else 0,
+            "party_day.late": 1 if expected and not on_time else 0,
+            "party_day.unexpected": 0 if expected else 1,
             "party_day.attendees": _num(data, "attendees"),
             "party_day.members": _num(data, "members"),
         }
@@ -128,3 +159,19 @@ def contribution(
         rule = RULES.get(event_type)
         amounts = rule(data) if rule else {}
     return {m: v for m, v in amounts.items() if v}
+
+
+_COUNTERS = ("party_day.held", "party_day.on_time", "party_day.late", "party_day.unexpected")
+
+
+def recounted(
+    event_type: str, amounts: Contribution, *, on_time: bool | None, expected: bool
+) -> Contribution:
+    """`amounts` of a stored fact with its Party Day counters set for `expected` (the tree
+    changed whether its unit was expected): other types and retracted facts unchanged."""
+    if event_type != PARTY_DAY or not amounts:
+        return amounts
+    out = {m: v for m, v in amounts.items() if m not in _COUNTERS}
+    counters = contribution(PARTY_DAY, {}, retracted=False, on_time=on_time, expected=expected)
+    out.update((m, v) for m, v in counters.items() if m in _COUNTERS)
+    return out

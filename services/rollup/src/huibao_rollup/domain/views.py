@@ -2,9 +2,9 @@
 
 Sums come from the aggregates; ratios divide two sums at query time (None when the
 denominator is 0); tree metrics come from the tree in force: `party_day.expected` counts
-the branches active on each month's Party Day (summed over the months of the period),
-`orgunits.branches` and `members.total` the active branches and their members at the
-period's end.
+the branches active on each month's Party Day (summed over the months of the period whose
+Party Day figures count, `domain.completeness.due_months`), `orgunits.branches` and
+`members.total` the active branches and their members at the period's end.
 """
 
 from __future__ import annotations
@@ -27,16 +27,28 @@ def number(value: Decimal | int) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def tree_metrics(tree: Tree, rules: CalendarRules, node: str, period: Period) -> dict[str, int]:
-    """`party_day.expected`, `orgunits.branches` and `members.total` of `node` in `period`."""
-    return tree_metrics_of(tree, rules, [node], period)[node]
+def tree_metrics(
+    tree: Tree,
+    rules: CalendarRules,
+    node: str,
+    period: Period,
+    due: Sequence[Period] | None = None,
+) -> dict[str, int]:
+    """`party_day.expected`, `orgunits.branches` and `members.total` of `node` in `period`;
+    `party_day.expected` over the months `due` (all of the period's when None)."""
+    return tree_metrics_of(tree, rules, [node], period, due)[node]
 
 
 def tree_metrics_of(
-    tree: Tree, rules: CalendarRules, nodes: Sequence[str], period: Period
+    tree: Tree,
+    rules: CalendarRules,
+    nodes: Sequence[str],
+    period: Period,
+    due: Sequence[Period] | None = None,
 ) -> dict[str, dict[str, int]]:
     """`tree_metrics` of several nodes, each snapshot looked up once for all of them."""
-    party_days = [tree.snapshot(rules.party_day_date(m)).branches for m in period.months()]
+    months = period.months() if due is None else due
+    party_days = [tree.snapshot(rules.party_day_date(m)).branches for m in months]
     end = tree.snapshot(period.last_day)
     branches, members = end.branches, end.members
     return {

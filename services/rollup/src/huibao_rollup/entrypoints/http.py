@@ -173,6 +173,10 @@ def build_router(  # noqa: PLR0915 (one closure per route)
                 ("late", i["id"], i["name"], i["parent"], i["reported_at"])
                 for i in answer["late_units"]["items"]
             ]
+            rows += [
+                ("unexpected", i["id"], i["name"], i["parent"], i["reported_at"])
+                for i in answer["unexpected_units"]["items"]
+            ]
             return _csv(("status", "id", "name", "parent", "reported_at"), rows)
         return _json(dumps(answer))
 

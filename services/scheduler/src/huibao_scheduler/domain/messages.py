@@ -117,6 +117,8 @@ def dispatch(month: Period, unit: Unit, metrics: Metrics) -> Notification:
         f"{unit.name}{month_label(month)}主题党日调度：应开展{c.expected}个，已开展{c.held}个"
         f"（按时{c.on_time}个、逾期{c.late}个），未开展{c.missing}个，参会率{_rate_label(rate)}。"
     )
+    if c.unexpected:
+        text += f"另有{c.unexpected}个非应开展单位上报。"
     return Notification(
         kind=NotificationKind.DISPATCH,
         to=unit.id,
@@ -128,6 +130,7 @@ def dispatch(month: Period, unit: Unit, metrics: Metrics) -> Notification:
             "on_time": c.on_time,
             "late": c.late,
             "missing": c.missing,
+            "unexpected": c.unexpected,
             "attendance_rate": rate,
         },
     )

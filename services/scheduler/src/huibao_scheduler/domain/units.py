@@ -29,10 +29,14 @@ class Completeness:
     held: int
     on_time: int
     late: int
+    unexpected: int = 0
+    """Reports of units the rollup did not expect that month (not in `held`)."""
 
     @property
     def missing(self) -> int:
-        """Expected branches that have not reported."""
+        """Expected branches that have not reported: the rollup counts as held only the
+        branches it expected, so this is its completeness list's length (the clamp only
+        guards against a rollup that does not)."""
         return max(self.expected - self.held, 0)
 
     @classmethod
@@ -44,6 +48,7 @@ class Completeness:
             held=_int(metrics.get("party_day.held")),
             on_time=_int(metrics.get("party_day.on_time")),
             late=_int(metrics.get("party_day.late")),
+            unexpected=_int(metrics.get("party_day.unexpected")),
         )
 
 
