@@ -12,14 +12,16 @@ from tests.support.waits import wait_until
 Record = ConsumerRecord[bytes, bytes]
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Record]:
-    """Every record of `topic` up to its current end: `assign()` + `seek_to_beginning`."""
+async def read_topic(bootstrap: str, topic: str, partitions: int | None = None) -> list[Record]:
+    """Every record of `topic` up to its current end: `assign()` + `seek_to_beginning`
+    (of its `partitions`, by default as many as the contract gives it, else 1)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS.get(topic, 1))]
+        count = partitions or PARTITIONS.get(topic, 1)
+        parts = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
