@@ -1,13 +1,17 @@
 // CSV export of any table the page shows, generated in the browser (RFC 4180, UTF-8 with BOM
 // so that spreadsheet programs read Chinese correctly).
 
+// The same rule as the services' CSV answers (huibao_platform/spreadsheet.py, OWASP's
+// CSV-injection guidance): a text cell starting with = + - @ tab or CR gets a leading ',
+// unless it is a plain number.
 const RISKY = /^[=+\-@\t\r]/;
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 function cell(value) {
   if (value === null || value === undefined) return "";
   let text = String(value);
   // A text cell that starts like a formula is neutralised (numbers, even negative, are kept).
-  if (typeof value === "string" && RISKY.test(text) && Number.isNaN(Number(text))) {
+  if (typeof value === "string" && RISKY.test(text) && !NUMBER.test(text)) {
     text = `'${text}`;
   }
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;

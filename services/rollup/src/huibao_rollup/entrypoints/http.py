@@ -1,6 +1,7 @@
 """The query API (port 8002): summaries, children, completeness, series, the tree.
 
-Every route needs a bearer token and answers only inside the token's subtree (403);
+Every route needs a bearer token holding the `read` scope and answers only inside the
+token's subtree (403);
 an unknown node is 404, a malformed period or metric 422. List endpoints answer CSV with
 `Accept: text/csv` or `?format=csv`.
 
@@ -12,15 +13,14 @@ The caller's scope is checked before the cache is asked, so the cache never deci
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
+from huibao_platform.spreadsheet import csv_text
 from huibao_rollup.answers import AnswerCache, dumps
 from huibao_rollup.queries import Queries, QueryError, parse_period
 
@@ -35,12 +35,8 @@ def _wants_csv(request: Request, fmt: str | None) -> bool:
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8")
+    # formula-like text (a unit named `=HYPERLINK(...)`) is neutralised, numbers kept
+    return Response(csv_text(header, rows), media_type="text/csv; charset=utf-8")
 
 
 def _fail(e: QueryError) -> HTTPException:
@@ -57,7 +53,7 @@ def build_router(  # noqa: PLR0915 (one closure per route)
     """The query API routes; `answers` keeps summaries and children listings (none kept
     without it)."""
     router = APIRouter(prefix="/v1", tags=["rollup"])
-    caller = Depends(principal)
+    caller = Security(principal, scopes=["read"])  # every query needs the `read` scope
 
     async def cached(key: tuple[Any, ...], build: Callable[[], Awaitable[Any]]) -> bytes:
         try:

@@ -5,6 +5,9 @@ Columns: section, unit, name, period, key, value, previous, change, rank, of.
 - `month` rows: the unit's own Party Day completeness per month.
 - `child` rows: each child's completeness per month (key = expected/held/on_time/late/missing).
 - `attention` rows: children needing attention (key = missing/late, value = count).
+
+Every cell goes through `huibao_platform.spreadsheet.safe_cell`: a unit named like a formula
+(`=HYPERLINK(...)`) is written with a leading `'`, numbers as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import csv
 import io
 from typing import Any
 
+from huibao_platform.spreadsheet import safe_cell
+
 _COLUMNS = ("section", "unit", "name", "period", "key", "value", "previous", "change", "rank", "of")
 _MONTH_KEYS = ("expected", "held", "on_time", "late", "missing")
 
@@ -20,7 +25,7 @@ _MONTH_KEYS = ("expected", "held", "on_time", "late", "missing")
 def feedback_csv(report: dict[str, Any]) -> str:
     """Render a stored feedback report (its JSON form) as CSV."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = _SafeWriter(csv.writer(out, lineterminator="\n"))
     w.writerow(_COLUMNS)
     unit, name, quarter = report["unit"], report["name"], report["quarter"]
     ranks = {r["metric"]: r for r in report["ranks"]}
@@ -70,3 +75,13 @@ def feedback_csv(report: dict[str, Any]) -> str:
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+class _SafeWriter:
+    """A `csv.writer` whose every cell is made safe for spreadsheets."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Any) -> None:
+        self._writer.writerow([safe_cell(v) for v in row])
