@@ -59,6 +59,7 @@ const enc = encodeURIComponent;
 
 export const api = {
   roots: (token) => getJson("/v1/roots", {}, token),
+  whoami: () => getJson("/v1/whoami"),
   node: (id) => getJson(`/v1/nodes/${enc(id)}`),
   summary: (id, period) => getJson(`/v1/nodes/${enc(id)}/summary`, { period }),
   children: (id, period, metric = "party_day.held", limit = 1000, offset = 0) =>

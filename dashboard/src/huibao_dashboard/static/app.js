@@ -12,6 +12,7 @@ import {
 
 const state = {
   roots: [],          // [{id, name, level}] the token may see
+  scopes: [],         // what the token may do (GET /v1/whoami), shown after sign-in
   nodes: new Map(),   // id -> /v1/nodes/{id} answer
   generation: 0,      // bumps on every navigation; late answers of older ones are dropped
   rankMetric: "party_day.on_time",
@@ -39,6 +40,7 @@ function showSignIn(error) {
   $("signin").hidden = false;
   $("signout").hidden = true;
   $("whoami").textContent = "";
+  $("whoami-scopes").textContent = "";
   message("signin-error", error);
   $("token-input").focus();
 }
@@ -49,8 +51,7 @@ async function signIn(token) {
   try {
     roots = await api.roots(token);
   } catch (e) {
-    message("signin-error", e instanceof ApiError && e.status === 401
-      ? t("signin.bad") : t("signin.failed", { msg: e.message }));
+    message("signin-error", signInError(e));
     return;
   }
   if (!roots.items.length) {
@@ -61,9 +62,33 @@ async function signIn(token) {
   start(roots.items);
 }
 
+function signInError(e) {
+  if (!(e instanceof ApiError)) return t("signin.failed", { msg: e.message });
+  if (e.status === 401) return t("signin.bad");
+  if (e.body?.errors?.[0]?.reason === "missing_scope") return t("signin.noread");
+  return t("signin.failed", { msg: e.message });
+}
+
+/** The token's scopes next to its units, in the page's language. */
+function renderScopes() {
+  const list = state.scopes.map((s) => t(`scope.${s}`)).join(language() === "zh" ? "、" : ", ");
+  $("whoami-scopes").textContent = list ? t("scopes", { list }) : "";
+  $("whoami-scopes").dataset.scopes = state.scopes.join(",");
+}
+
+async function loadScopes() {
+  try {
+    state.scopes = (await api.whoami()).scopes ?? [];
+  } catch {
+    state.scopes = [];
+  }
+  renderScopes();
+}
+
 function signOut(error) {
   clearToken();
   state.roots = [];
+  state.scopes = [];
   state.nodes.clear();
   state.generation += 1;
   history.replaceState(null, "", location.pathname);
@@ -77,6 +102,7 @@ function start(roots) {
   $("signout").hidden = false;
   $("token-input").value = "";
   $("whoami").textContent = roots.map((r) => r.name).join("、");
+  loadScopes();
   route();
 }
 
@@ -195,6 +221,7 @@ function bind() {
   $("lang-toggle").addEventListener("click", () => {
     setLanguage(language() === "zh" ? "en" : "zh");
     fillRankMetrics();
+    renderScopes();
     if (getToken() && !$("app").hidden) route();
   });
   $("month").addEventListener("change", () => {
@@ -234,7 +261,7 @@ async function boot() {
     const roots = await api.roots(token);
     start(roots.items);
   } catch (e) {
-    signOut(e instanceof ApiError && e.status === 401 ? t("signin.bad") : t("signin.failed", { msg: e.message }));
+    signOut(signInError(e));
   }
 }
 

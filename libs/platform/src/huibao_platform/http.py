@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -202,17 +202,30 @@ def route_template(app: FastAPI, scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
-_bearer = HTTPBearer(auto_error=False, description="Token bound to an org unit.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A token bound to an org unit and its scopes (`report`, `read`, `approve`, "
+    "`admin`). Each operation lists the scopes it needs; a token without one of them is "
+    "answered 403 `missing_scope`. Send exactly one `Authorization` header (400 otherwise).",
+)
 
 
 def principal_dependency(
     get_store: Callable[[], TokenStore],
 ) -> Callable[..., Awaitable[Principal]]:
-    """A FastAPI dependency resolving the bearer token to a principal (401 otherwise)."""
+    """A FastAPI dependency resolving the bearer token to a principal (401 otherwise).
+
+    Declare it with `Security(dependency, scopes=[...])`: the principal must hold every
+    scope named (403 `missing_scope` otherwise), and OpenAPI lists them on the operation.
+    Two or more `Authorization` headers are refused with 400 before any token is looked at.
+    """
 
     async def dependency(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        request: Request,
+        needed: SecurityScopes,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> Principal:
+        refuse_repeated_authorization(request.headers.getlist("authorization"))
         if creds is None or not creds.credentials:
             raise HTTPException(
                 401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
@@ -223,6 +236,47 @@ def principal_dependency(
                 401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
             )
         structlog.contextvars.bind_contextvars(principal=principal.unit or "admin")
+        missing = principal.missing(needed.scopes)
+        if missing:
+            held = ", ".join(principal.ordered_scopes()) or "none"
+            raise HTTPException(
+                403,
+                error_body(
+                    "token",
+                    "missing_scope",
+                    f"this operation needs the `{'`, `'.join(missing)}` scope;"
+                    f" the token holds: {held}",
+                ),
+            )
         return principal
 
     return dependency
+
+
+def refuse_repeated_authorization(values: Sequence[str]) -> None:
+    """400 when a request carries more than one `Authorization` header: which one counts
+    would depend on who reads it."""
+    if len(values) > 1:
+        raise HTTPException(
+            400,
+            error_body(
+                "Authorization",
+                "repeated_header",
+                f"send one Authorization header; this request carries {len(values)}",
+            ),
+        )
+
+
+def whoami_router(principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
+    """`GET /v1/whoami`: the unit, label and scopes of the token asking (any scope)."""
+    router = APIRouter(tags=["tokens"])
+    caller = Security(principal)  # any valid token: no scope needed to see oneself
+
+    @router.get(
+        "/v1/whoami",
+        summary="The unit and scopes of the calling token (needs no scope)",
+    )
+    async def whoami(who: Principal = caller) -> dict[str, Any]:
+        return {"unit": who.unit, "label": who.label, "scopes": who.ordered_scopes()}
+
+    return router

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Security
 from fastapi.responses import JSONResponse
 
 from huibao_contracts.envelope import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
@@ -105,7 +105,7 @@ def events_router(
     )
     async def post_events(
         request: Request,
-        caller: Annotated[Principal, Depends(principal)],
+        caller: Annotated[Principal, Security(principal, scopes=["report"])],
         dry_run: Annotated[bool, Query(description="Validate only; store nothing.")] = False,
     ) -> JSONResponse:
         mt = require_media_type(request, EVENT_TYPES)

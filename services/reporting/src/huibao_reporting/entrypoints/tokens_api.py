@@ -1,20 +1,28 @@
-"""Admin API of bearer tokens: create one for a unit (the clear token is shown once), revoke.
+"""Admin API of bearer tokens: create one for a unit with its scopes (the clear token is
+shown once), revoke one.
 
-POST /v1/tokens answers 201 with the token and its hash; DELETE /v1/tokens/{hash} answers
-204, or 404 when no active token has that hash. Both need the admin token (403 otherwise).
+POST /v1/tokens answers 201 with the token, its hash, unit, label and scopes; DELETE
+/v1/tokens/{hash} answers 204, or 404 when no active token has that hash. Both need the
+`admin` scope (403 `missing_scope` otherwise): the admin token manages every token, a stored
+token with `admin` those of its own subtree, granting only scopes it holds. An unknown unit
+is 422 `unknown_unit`, the same rule `huibao token create` follows
+(`huibao_reporting.service_layer.tokens`).
 """
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Response, Security
 from pydantic import BaseModel, ConfigDict, Field
 
 from huibao_contracts.orgunits import OrgUnitId
-from huibao_platform.auth import Principal, TokenStore, hash_token
+from huibao_platform.auth import Principal, TokenStore
 from huibao_platform.http import error_body
-from huibao_reporting.service_layer.registry import Registry, RegistryRefusedError
+from huibao_reporting.service_layer.registry import Registry
+from huibao_reporting.service_layer.tokens import TokenRefusedError, issue_token, revoke_token
+
+Scope = Literal["report", "read", "approve", "admin"]
+_DEFAULT_SCOPES: tuple[Scope, ...] = ("report", "read")
 
 
 class TokenRequest(BaseModel):
@@ -23,6 +31,18 @@ class TokenRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     unit: OrgUnitId
     label: str = Field(default="", max_length=200, description="Who holds it, for the audit.")
+    scopes: list[Scope] = Field(
+        default_factory=lambda: list(_DEFAULT_SCOPES),
+        min_length=1,
+        description="What the token may do: `report` (submit activity, change the registry "
+        "of its subtree), `read` (every query), `approve` (the approval work), `admin` "
+        "(manage the tokens of its subtree). A token grants only scopes it holds.",
+        examples=[["report", "read"], ["read"]],
+    )
+
+
+def _refused(e: TokenRefusedError) -> HTTPException:
+    return HTTPException(e.status, error_body(e.field, e.reason, e.message))
 
 
 def tokens_router(
@@ -32,41 +52,32 @@ def tokens_router(
 ) -> APIRouter:
     """The router of /v1/tokens."""
     router = APIRouter(tags=["tokens"])
-
-    async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not caller.is_admin:
-            raise HTTPException(
-                403, error_body("token", "out_of_scope", "only the admin token manages tokens")
-            )
-        return caller
+    Admin = Annotated[Principal, Security(principal, scopes=["admin"])]  # noqa: N806
 
     @router.post("/v1/tokens", status_code=201, summary="Create a token bound to a unit")
-    async def create(
-        body: TokenRequest, caller: Annotated[Principal, Depends(admin)]
-    ) -> dict[str, Any]:
+    async def create(body: TokenRequest, caller: Admin) -> dict[str, Any]:
         try:
-            await registry().get(body.unit, None, dt.date.max)
-        except RegistryRefusedError as e:
-            raise HTTPException(
-                422, error_body("unit", "unknown_unit", f"unknown org unit {body.unit}")
-            ) from e
-        token = await tokens().create(body.unit, body.label)
+            made = await issue_token(
+                registry(), tokens(), caller, body.unit, body.label, body.scopes
+            )
+        except TokenRefusedError as e:
+            raise _refused(e) from e
         return {
-            "token": token,
-            "token_hash": hash_token(token),
-            "unit": body.unit,
-            "label": body.label,
+            "token": made.token,
+            "token_hash": made.token_hash,
+            "unit": made.unit,
+            "label": made.label,
+            "scopes": list(made.scopes),
         }
 
     @router.delete("/v1/tokens/{token_hash}", status_code=204, summary="Revoke a token")
     async def revoke(
-        token_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
-        caller: Annotated[Principal, Depends(admin)],
+        token_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], caller: Admin
     ) -> Response:
-        if not await tokens().revoke(token_hash):
-            raise HTTPException(
-                404, error_body("token_hash", "not_found", "no active token has this hash")
-            )
+        try:
+            await revoke_token(registry(), tokens(), caller, token_hash)
+        except TokenRefusedError as e:
+            raise _refused(e) from e
         return Response(status_code=204)
 
     return router

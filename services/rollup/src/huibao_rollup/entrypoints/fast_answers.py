@@ -7,9 +7,11 @@ just inside the canonical log middleware (so every request still gets its log li
 duration metric) and answers a `GET /v1/nodes/{id}/summary` or `/children` itself when,
 and only when, all of this holds:
 
-- the request is plain: a `Bearer` token, JSON wanted (no `format=csv`, no CSV `Accept`),
+- the request is plain: one `Authorization` header with a `Bearer` token, JSON wanted
+  (no `format=csv`, no CSV `Accept`),
   no parameter given twice, `limit` and `offset` plain non-negative integers (`limit` ≥ 1);
-- the token is known and the node lies in its subtree (the same checks as the routes);
+- the token is known, holds the `read` scope, and the node lies in its subtree (the same
+  checks as the routes);
 - the period parses, and the answer is kept in the `AnswerCache` or built without error
   by the same use case, under the same cache key, as the route would.
 
@@ -91,8 +93,8 @@ class FastAnswers:
         who: Principal | None = None
         try:
             who = await self._tokens().resolve(token) if token else None
-            if who is None:
-                return None
+            if who is None or "read" not in who.scopes:
+                return None  # the route answers 401 / 403 missing_scope
             self._queries.authorize(who, node)
             key = self._key(kind, node, args)
         except (QueryError, StorageUnavailableError):
@@ -136,16 +138,19 @@ class FastAnswers:
 
 
 def _plain_bearer(scope: Scope, fmt: str | None) -> str | None:
-    """The bearer token of a request that wants JSON, else None."""
+    """The bearer token of a request that wants JSON, else None (also when it carries
+    more than one `Authorization` header: the route answers that 400)."""
     if fmt not in (None, "json"):
         return None
-    auth = b""
+    auth: bytes | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
+            if auth is not None:
+                return None
             auth = value
         elif name == b"accept" and fmt is None and b"text/csv" in value:
             return None
-    scheme, _, token = auth.decode("latin-1").partition(" ")
+    scheme, _, token = (auth or b"").decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 

@@ -1,4 +1,5 @@
-"""The scheduler's HTTP API (port 8003); every route needs a bearer token.
+"""The scheduler's HTTP API (port 8003); every route needs a bearer token with the `read`
+scope, the admin ones the admin token (which holds every scope).
 
 - `GET /v1/cycles`: every cycle scheduled so far, its state and its next step.
 - `POST /v1/cycles/{kind}/{period}/run` (admin): run the cycle's next step now, due or not.
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from huibao_contracts.cycles import CycleKind, CycleTransition
@@ -57,8 +58,17 @@ def _period(text: str, field: str, kind: PeriodKind) -> Period:
 
 
 def _require_admin(principal: Principal) -> None:
+    # cycle and clock operations act on the whole tree: a stored token, even with the
+    # `admin` scope, is bound to one unit's subtree and may not run them
     if not principal.is_admin:
-        raise HTTPException(403, error_body("token", "forbidden", "the admin token is required"))
+        raise HTTPException(
+            403,
+            error_body(
+                "token",
+                "forbidden",
+                "the admin token is required: cycle and clock operations act on the whole tree",
+            ),
+        )
 
 
 def build_router(
@@ -68,7 +78,8 @@ def build_router(
 ) -> APIRouter:
     """The `/v1` routes; the runner and store exist once the app's lifespan has started."""
     router = APIRouter(prefix="/v1", tags=["scheduler"])
-    Caller = Annotated[Principal, Depends(principal)]  # noqa: N806
+    Caller = Annotated[Principal, Security(principal, scopes=["read"])]  # noqa: N806
+    Admin = Annotated[Principal, Security(principal, scopes=["admin"])]  # noqa: N806
     Runner = Annotated[CycleRunner, Depends(get_runner)]  # noqa: N806
     Store = Annotated[CycleStore, Depends(get_store)]  # noqa: N806
 
@@ -91,7 +102,7 @@ def build_router(
 
     @router.post("/cycles/{kind}/{period}/run", summary="Run the cycle's next step now (admin)")
     async def run_step(
-        kind: CycleKind, period: str, caller: Caller, runner: Runner
+        kind: CycleKind, period: str, caller: Admin, runner: Runner
     ) -> dict[str, Any]:
         """Run the next step of the cycle at the clock's now, whether it is due or not.
 
@@ -113,7 +124,7 @@ def build_router(
         return {"now": runner.clock.now().isoformat(), "mode": mode}
 
     @router.put("/clock", summary="Move the manual clock and run every due step (admin)")
-    async def move_clock(body: ClockMove, caller: Caller, runner: Runner) -> ClockAnswer:
+    async def move_clock(body: ClockMove, caller: Admin, runner: Runner) -> ClockAnswer:
         _require_admin(caller)
         clock = runner.clock
         if not isinstance(clock, ManualClock):
