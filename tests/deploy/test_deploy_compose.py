@@ -19,6 +19,8 @@ from deploy_support import (
     load_yaml,
 )
 
+from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
+
 COMPOSE = ROOT / "docker-compose.yml"
 
 
@@ -112,6 +114,9 @@ def test_services_follow_the_env_contract(services: dict[str, dict[str, Any]]) -
         assert required <= set(env), f"{name}: missing {sorted(required - set(env))}"
         assert env["HUIBAO_HTTP_PORT"] == str(port)
         assert env["HUIBAO_HTTP_HOST"] == "0.0.0.0"
+        # bound beyond loopback, a service refuses to start without a token of its own
+        assert env["HUIBAO_ADMIN_TOKEN"].startswith("${HUIBAO_ADMIN_TOKEN:-"), name
+        assert DEVELOPMENT_ADMIN_TOKEN not in env["HUIBAO_ADMIN_TOKEN"], name
         assert env["HUIBAO_TIMEZONE"] == "Asia/Shanghai"
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert "@postgres:5432/" in env["DATABASE_URL"]

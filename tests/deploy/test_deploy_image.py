@@ -64,6 +64,8 @@ def test_final_stage_is_non_root_and_carries_only_the_venv() -> None:
     env = " ".join(a for k, a in final if k == "ENV")
     assert "PATH=/app/.venv/bin:" in env
     assert "HUIBAO_HTTP_HOST=0.0.0.0" in env
+    # so the image carries no admin token: whoever runs it must give one (or it refuses)
+    assert "HUIBAO_ADMIN_TOKEN" not in env
     assert "useradd" in " ".join(a for k, a in final if k == "RUN")
     assert "--uid 10001" in " ".join(a for k, a in final if k == "RUN")
 

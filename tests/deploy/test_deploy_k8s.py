@@ -229,6 +229,10 @@ def test_deployments_follow_the_env_contract(render: Render, overlay: str) -> No
             required |= SCHEDULER_ENV
         assert required <= set(env), f"{name}: missing {sorted(required - set(env))}"
         assert env["HUIBAO_HTTP_HOST"] == "0.0.0.0"
+        # bound beyond loopback, a service refuses to start without a token of its own
+        assert env["HUIBAO_ADMIN_TOKEN"] == {
+            "secretKeyRef": {"name": "huibao-admin", "key": "token"}
+        }, name
         assert env["HUIBAO_TIMEZONE"] == "Asia/Shanghai"
         assert env["HUIBAO_LOG_FORMAT"] in {"json", "console", "auto"}
         assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
