@@ -3,7 +3,8 @@
 It reads HUIBAO_HTTP_PORT like the real services and, by FAKE_SERVICE_MODE:
 `ready` answers 200 on /health/ready; `exit` prints a message and exits 3 at once;
 `never_ready` answers 503 forever; `spawn` is ready and also starts a grandchild that
-sleeps (to check that process groups are cleaned up too).
+sleeps (to check that process groups are cleaned up too); `die_after` is ready, then exits
+4 after FAKE_SERVICE_DIE_AFTER seconds (default 1), every time it is started.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def main() -> None:
     _Handler.ready = mode != "never_ready"
     server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["HUIBAO_HTTP_PORT"])), _Handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if mode == "die_after":
+        import threading
+
+        def die() -> None:
+            print("the fake service dies on purpose", flush=True)
+            os._exit(4)
+
+        threading.Timer(float(os.environ.get("FAKE_SERVICE_DIE_AFTER", "1")), die).start()
     try:
         server.serve_forever()
     finally:

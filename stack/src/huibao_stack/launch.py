@@ -20,11 +20,30 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
+async def _run_body(stack: EmbeddedStack, body: Callable[[EmbeddedStack], Awaitable[int]]) -> int:
+    """`body(stack)`, unless the supervisor gives up on a part first: then exit status 1."""
+    work = asyncio.ensure_future(body(stack))
+    failed = asyncio.ensure_future(stack.wait_failed())
+    try:
+        await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, failed):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(work, failed, return_exceptions=True)
+    if work.cancelled():  # the supervisor gave up first
+        _say(f"huibao: {failed.result()}")
+        return 1
+    return work.result()
+
+
 async def run_stack(stack: EmbeddedStack, body: Callable[[EmbeddedStack], Awaitable[int]]) -> int:
     """Start `stack`, run `body(stack)`, then stop everything; return `body`'s exit status.
 
     The first SIGINT or SIGTERM cancels start-up or `body` and stops the stack in order
     (exit status 130 for SIGINT, 0 for SIGTERM); a second one kills every child at once.
+    A supervised stack whose supervisor gives up on a part (it kept dying) ends `body` too:
+    the reason goes to stderr and the exit status is 1.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -46,7 +65,7 @@ async def run_stack(stack: EmbeddedStack, body: Callable[[EmbeddedStack], Awaita
     try:
         try:
             await stack.start()
-            return await body(stack)
+            return await _run_body(stack, body)
         except asyncio.CancelledError:
             if not interrupted:
                 raise

@@ -59,6 +59,7 @@ class ServiceProcess:
             env=full_env,
             echo=echo,
         )
+        self._starting = False
 
     @property
     def url(self) -> str:
@@ -78,14 +79,23 @@ class ServiceProcess:
         """The end of its log file."""
         return tail(self.log_path, lines)
 
+    def died(self) -> str | None:
+        """How the process ended (`exit code 3`, `signal SIGKILL`) when it exited on its
+        own after starting; None while it runs or starts, and after `stop` or `kill`."""
+        return None if self._starting else self._child.died()
+
     async def start(self) -> None:
         """Start the process and wait until `/health/ready` answers 200."""
-        self._child.start()
+        self._starting = True
         try:
-            await self.wait_ready()
-        except BaseException:
-            await self.kill()
-            raise
+            self._child.start()
+            try:
+                await self.wait_ready()
+            except BaseException:
+                await self.kill()
+                raise
+        finally:
+            self._starting = False
 
     async def wait_ready(self) -> None:
         """Poll `/health/ready` until 200; raise `StartupError` with the log tail otherwise."""
