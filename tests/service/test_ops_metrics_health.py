@@ -11,18 +11,23 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
+import orjson
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support.events import cloudevent
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
+from huibao_contracts import topics
 from huibao_stack.stack import EmbeddedStack
 
 pytestmark = [pytest.mark.stack]
@@ -30,12 +35,19 @@ pytestmark = [pytest.mark.stack]
 PD = "huibao.party_day.held.v1"
 PREFIX = f"opm{uuid.uuid4().hex[:6]}"
 Sample = tuple[str, dict[str, str], float]
+STALL_SECONDS = 3.0
+FAST_LAG = {"HUIBAO_LAG_POLL_SECONDS": "0.3", "HUIBAO_READY_STALL_SECONDS": str(STALL_SECONDS)}
+"""Lag every 0.3 s, not ready after 3 s of lag without progress (defaults: 5 s and 60 s)."""
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def ops_stack() -> AsyncIterator[tuple[EmbeddedStack, dict[str, list[Sample]]]]:
     """A throwaway stack after some traffic, with every service's parsed `/metrics` samples."""
-    stack = EmbeddedStack(clock="manual", clock_start="2026-06-01T00:00:00+08:00")
+    stack = EmbeddedStack(
+        clock="manual",
+        clock_start="2026-06-01T00:00:00+08:00",
+        service_env=dict.fromkeys(("reporting", "rollup", "scheduler"), FAST_LAG),
+    )
     try:
         await stack.start()
         await _traffic(stack)
@@ -219,3 +231,150 @@ async def test_readiness_follows_postgres_while_liveness_stays(
             assert (await client.get(f"{url}/health/live")).status_code == 200
     for name in urls:
         assert stack.service(name).running(), f"{name} exited:\n{stack.service(name).log_tail()}"
+
+
+# --- readiness that follows consumer progress, lag of every partition ----------------------
+
+SUBMITTED, ACCEPTED, TREE = (
+    topics.ACTIVITY_SUBMITTED,
+    topics.ACTIVITY_ACCEPTED,
+    topics.ORGUNIT_CHANGES,
+)
+CE_JSON = [("content-type", b"application/cloudevents+json")]
+
+
+async def _lag(url: str, topic: str) -> dict[int, float]:
+    """`huibao_consumer_lag` of `topic` by partition, as `url` exports it now."""
+    samples = await _samples(url)
+    return {
+        int(s[1]["partition"]): s[2] for s in _find(samples, "huibao_consumer_lag", topic=topic)
+    }
+
+
+async def _ready(client: httpx.AsyncClient, url: str) -> tuple[int, dict[str, Any]]:
+    r = await client.get(f"{url}/health/ready")
+    return r.status_code, r.json()
+
+
+async def test_lag_is_exported_for_every_partition_of_every_consumer(
+    ops_stack: tuple[EmbeddedStack, dict[str, list[Sample]]],
+) -> None:
+    stack, _ = ops_stack
+    rep, roll = stack.urls["reporting"], stack.urls["rollup"]
+    expected = {
+        (rep, SUBMITTED, "huibao-reporting"),
+        (roll, ACCEPTED, "huibao-rollup"),
+        (roll, TREE, "huibao-rollup-tree"),
+    }
+    for url, topic, group in expected:
+        samples = _find(await _samples(url), "huibao_consumer_lag", topic=topic)
+        assert {s[1]["partition"] for s in samples} == {
+            str(p) for p in range(topics.PARTITIONS[topic])
+        }, (topic, samples)
+        assert {s[1]["group"] for s in samples} == {group}
+        assert all(s[2] == 0 for s in samples), f"{topic} is caught up: {samples}"
+        ages = _find(await _samples(url), "huibao_consumer_progress_age_seconds", topic=topic)
+        assert len(ages) == topics.PARTITIONS[topic]
+
+
+async def _lag_total(url: str, topic: str, expected: float) -> bool:
+    return sum((await _lag(url, topic)).values()) == expected
+
+
+async def _not_ready(client: httpx.AsyncClient, url: str) -> tuple[int, dict[str, Any]] | None:
+    status, body = await _ready(client, url)
+    return (status, body) if status == 503 else None
+
+
+async def _is_ready(client: httpx.AsyncClient, url: str) -> bool:
+    return (await _ready(client, url))[0] == 200
+
+
+async def _locked(database_url: str, table: str) -> asyncpg.Connection:
+    """A connection holding `table` in EXCLUSIVE mode (reads pass, writes wait) until closed."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(f"BEGIN; LOCK TABLE {table} IN EXCLUSIVE MODE")
+    return conn
+
+
+async def test_a_blocked_consumer_goes_unready_with_growing_lag_and_recovers(
+    ops_stack: tuple[EmbeddedStack, dict[str, list[Sample]]],
+) -> None:
+    """Reporting's Kafka intake, then the rollup, blocked by a lock in PostgreSQL (which
+    itself still answers): the lag grows on the timer, ready goes 503 after the stall window
+    only for the blocked one, and both come back once the lock is gone."""
+    stack, _ = ops_stack
+    rep, roll = stack.urls["reporting"], stack.urls["rollup"]
+    p = f"{PREFIX}l"
+    units = build_city(p, counties=1, townships_per_county=1, branches_per_township=3)
+    branches = [u["id"] for u in units if u["level"] == "branch"]
+    n = 12
+
+    def record(i: int) -> tuple[bytes, bytes]:
+        # one Party Day per branch and month: 3 branches x 4 months
+        date = f"2026-{3 + i // 3:02d}-26"
+        data = {"activity_id": f"{p}-{i}", "date": date, "members": 30, "attendees": 9}
+        unit = branches[i % 3]
+        return unit.encode(), orjson.dumps(cloudevent(PD, unit, data, id=f"{p}-{i}"))
+
+    auth = {"Authorization": f"Bearer {stack.admin_token}"}
+    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
+        r = await client.put(f"{rep}/v1/orgunits", json=units)
+        assert r.status_code == 200, r.text
+        await wait_until(lambda: _lag_total(roll, TREE, 0), timeout=20)
+        applied = _total(await _samples(roll), "huibao_rollup_events_applied_total")
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+        await producer.start()
+        reporting_lock = await _locked(stack.database_url, "reporting.events_seen")
+        rollup_lock: asyncpg.Connection | None = None
+        try:
+            started = time.monotonic()
+            for key, value in (record(i) for i in range(n)):
+                await producer.send_and_wait(SUBMITTED, value, key=key, headers=CE_JSON)
+            await wait_until(lambda: _lag_total(rep, SUBMITTED, n), timeout=10)
+            _, body = await wait_until(lambda: _not_ready(client, rep), timeout=15)
+            # the window runs from the last poll that saw no lag (at most a poll before)
+            assert time.monotonic() - started >= STALL_SECONDS - 1
+            assert body["checks"] == {"postgres": True, "kafka": True, "progress": False}, body
+            assert await _is_ready(client, roll), "the rollup has nothing to do yet"
+
+            # the rollup cannot write either; reporting goes on and publishes to it
+            rollup_lock = await _locked(stack.database_url, "rollup.offsets")
+            await reporting_lock.close()
+            await wait_until(lambda: _lag_total(rep, SUBMITTED, 0), timeout=15)
+            await wait_until(lambda: _is_ready(client, rep), timeout=10)
+            await wait_until(lambda: _lag_total(roll, ACCEPTED, n), timeout=15)
+            _, body = await wait_until(lambda: _not_ready(client, roll), timeout=15)
+            assert body["checks"]["postgres"] is True, body
+            assert body["checks"]["consumer"] is True, body
+            assert body["checks"]["progress"] is False, body
+
+            await rollup_lock.close()
+            await wait_until(lambda: _lag_total(roll, ACCEPTED, 0), timeout=15)
+            await wait_until(lambda: _is_ready(client, roll), timeout=10)
+            after = _total(await _samples(roll), "huibao_rollup_events_applied_total")
+            assert after - applied == n
+        finally:
+            await producer.stop()
+            for conn in (reporting_lock, rollup_lock):
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+
+
+async def test_the_scheduler_is_not_ready_while_the_rollup_is_down(
+    ops_stack: tuple[EmbeddedStack, dict[str, list[Sample]]],
+) -> None:
+    stack, _ = ops_stack
+    sched = stack.urls["scheduler"]
+    rollup = stack.service("rollup")
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert await _is_ready(client, sched)
+        await rollup.stop()
+        try:
+            status, body = await _ready(client, sched)
+            assert status == 503, body
+            assert body["checks"] == {"postgres": True, "kafka": True, "rollup": False}, body
+        finally:
+            await rollup.start()
+        status, body = await _ready(client, sched)
+        assert status == 200, body

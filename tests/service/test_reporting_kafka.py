@@ -157,7 +157,7 @@ async def test_health_and_metrics(infra: Infrastructure) -> None:
     async with running(reporting_settings(infra, url)) as service:
         r = await service.client.get("/health/ready")
         assert r.status_code == 200, r.text
-        assert r.json()["checks"] == {"postgres": True, "kafka": True}
+        assert r.json()["checks"] == {"postgres": True, "kafka": True, "progress": True}
         await service.client.post("/v1/events", json=[{"bad": 1}])
         metrics = (await service.client.get("/metrics")).text
         assert (

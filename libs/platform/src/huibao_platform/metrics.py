@@ -25,8 +25,29 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 RELAY_PUBLISHED = Counter("huibao_relay_published", "Outbox rows published to Kafka.")
 RELAY_FAILURES = Counter("huibao_relay_failures", "Relay attempts that failed (broker outage).")
+OUTBOX_KEPT = Gauge(
+    "huibao_outbox_kept", "Published outbox rows kept until their consumers confirm them."
+)
+OUTBOX_STARTED_OVER = Counter(
+    "huibao_outbox_topic_started_over",
+    "Times the relay found a topic's partition had lost its log (the broker came back empty).",
+    ["topic"],
+)
+OUTBOX_REPUBLISHED = Counter(
+    "huibao_outbox_republished",
+    "Kept outbox rows published again because their topic started over.",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
-    "huibao_consumer_lag", "Messages behind the end of the partition.", ["topic", "partition"]
+    "huibao_consumer_lag",
+    "Messages behind the end of the partition, for every partition of every consumed topic"
+    " (from the broker's end offsets, on a timer).",
+    ["topic", "partition", "group"],
+)
+CONSUMER_PROGRESS_AGE = Gauge(
+    "huibao_consumer_progress_age_seconds",
+    "Seconds since the consumer's position on the partition last moved or its lag was 0.",
+    ["topic", "partition", "group"],
 )
 BATCH_SIZE = Histogram(
     "huibao_rollup_batch_size",

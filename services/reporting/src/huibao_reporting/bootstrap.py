@@ -20,13 +20,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
+from huibao_contracts import topics
 from huibao_platform import db
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.errors import BrokerUnavailableError
 from huibao_platform.http import install_common, principal_dependency
 from huibao_platform.kafka import broker_reachable, ensure_topics, new_producer
+from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay
 from huibao_reporting.adapters import schema
@@ -54,6 +57,18 @@ class Runtime:
     tokens: TokenStore | None = None
     relay: OutboxRelay | None = None
     kafka_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    intake_brokers: list[KafkaBroker] = field(default_factory=list)
+    """The Kafka intake's faststream brokers while they run (their consumers' assignments)."""
+
+    def intake_partitions(self) -> list[int]:
+        """Partitions of the submitted topic assigned to this process's intake consumers."""
+        return [
+            tp.partition
+            for broker in self.intake_brokers
+            for sub in broker.subscribers
+            if (consumer := getattr(sub, "consumer", None)) is not None
+            for tp in consumer.assignment()
+        ]
 
     def kick(self) -> None:
         """Wake the relay after a commit."""
@@ -101,8 +116,10 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
         )
         relay_task = asyncio.create_task(rt.relay.run(stop), name="outbox-relay")
         rt.kafka_ready.set()
+        rt.intake_brokers = brokers
         log.info("kafka_started", intake_consumers=len(brokers))
         await stop.wait()
+        rt.intake_brokers = []
         for broker in brokers:
             await broker.stop()
         await relay_task
@@ -115,6 +132,12 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
     clock = clock or SystemClock()
     rt = Runtime()
     rules = IntakeRules(timezone=settings.calendar.tz, future_skew=settings.future_skew)
+    lag = LagMonitor(
+        settings, interval=settings.lag_poll_seconds, stall_seconds=settings.ready_stall_seconds
+    )
+    if settings.kafka_intake:
+        submitted = settings.topic(topics.ACTIVITY_SUBMITTED)
+        lag.watch_group(submitted, settings.kafka_group_id, rt.intake_partitions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -131,6 +154,7 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
         rt.tokens = TokenStore(rt.pool, settings.admin_token)
         stop = asyncio.Event()
         kafka = asyncio.create_task(_start_kafka(settings, rt, stop), name="kafka")
+        lag_task = asyncio.create_task(lag.run(stop), name="consumer-lag")
         try:
             yield
         finally:
@@ -139,6 +163,7 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
                 kafka.cancel()  # still connecting: nothing to drain
             with contextlib.suppress(asyncio.CancelledError):
                 await kafka
+            await lag_task
             await rt.pool.close()
             log.info("reporting_stopped")
 
@@ -156,7 +181,9 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
     async def kafka_ready() -> bool:
         return rt.kafka_ready.is_set() and await broker_reachable(settings)
 
-    install_common(app, "reporting", {"postgres": db_ready, "kafka": kafka_ready})
+    install_common(
+        app, "reporting", {"postgres": db_ready, "kafka": kafka_ready, "progress": lag.ready}
+    )
     principal = principal_dependency(lambda: rt.need(rt.tokens))
 
     def today() -> dt.date:

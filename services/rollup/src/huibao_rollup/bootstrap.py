@@ -24,8 +24,9 @@ from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.db import ping
 from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
-from huibao_platform.http import install_common, principal_dependency
+from huibao_platform.http import install_common, principal_dependency, whoami_router
 from huibao_platform.kafka import broker_reachable, ensure_topics
+from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource
 from huibao_rollup.adapters.kafka_rejects import RejectSink
@@ -77,6 +78,11 @@ class RollupService:
         self.tokens: TokenStore | None = None
         self._task: asyncio.Task[None] | None = None
         self._warm_wanted = asyncio.Event()
+        self.lag = LagMonitor(
+            settings,
+            interval=settings.lag_poll_seconds,
+            stall_seconds=settings.ready_stall_seconds,
+        )
 
     def token_store(self) -> TokenStore:
         """The token store (available once started)."""
@@ -136,6 +142,10 @@ class RollupService:
         settings = self.settings
         feed = TreeFeed(settings, self._apply_changes, settings.topic(settings.orgunit_topic))
         source = EventSource(settings, self.repo, settings.topic(settings.accepted_topic))
+        tree_topic = settings.topic(settings.orgunit_topic)
+        self.lag.watch(tree_topic, f"{settings.consumer_group}-tree", feed.positions)
+        if settings.consume_events:
+            self.lag.watch_group(source.topic, settings.consumer_group, source.owned)
         tree_task: asyncio.Task[None] | None = None
         try:
             if not await _started(feed.start, "orgunit_feed", stop):
@@ -163,6 +173,7 @@ class RollupService:
         settings = self.settings
         await self.repo.connect(settings.database_url, settings.db_pool_size)
         self.tokens = TokenStore(self.repo.pool, settings.admin_token)
+        self.tokens.start(settings.database_url)  # revocations drop the cache at once
         await self.rollup.load_tree()
         try:
             await ensure_topics(settings)
@@ -174,6 +185,7 @@ class RollupService:
         helpers = [
             asyncio.create_task(self.answers.poll(stop), name="rollup-answer-version"),
             asyncio.create_task(self.warm(stop), name="rollup-snapshot-warm"),
+            asyncio.create_task(self.lag.run(stop), name="rollup-lag"),
         ]
         for helper in helpers:
             helper.add_done_callback(_report)
@@ -192,6 +204,8 @@ class RollupService:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            if self.tokens is not None:
+                await self.tokens.close()
             self.tokens = None
             await self.repo.close()
             log.info("rollup_stopped")
@@ -239,12 +253,14 @@ def build_app(settings: RollupSettings | None = None, *, clock: Clock | None = N
             "postgres": service.storage_ok,
             "kafka": service.broker_ok,
             "consumer": service.consumer_ok,
+            "progress": service.lag.ready,
         },
     )
     principal = principal_dependency(service.token_store)
     app.include_router(
         build_router(service.queries, principal, settings.page_size_max, service.answers)
     )
+    app.include_router(whoami_router(principal))
     app.include_router(huibao_dashboard.router(settings.scheduler_url))
     return app
 

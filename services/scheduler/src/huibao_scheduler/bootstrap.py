@@ -19,7 +19,12 @@ from fastapi import FastAPI, HTTPException
 from huibao_platform import db, kafka
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, ManualClock, SystemClock
-from huibao_platform.http import error_body, install_common, principal_dependency
+from huibao_platform.http import (
+    error_body,
+    install_common,
+    principal_dependency,
+    whoami_router,
+)
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay
 from huibao_scheduler.adapters.issued import IssuedStore
@@ -49,6 +54,11 @@ class _Wired:
     tokens: TokenStore | None = None
     store: CycleStore | None = None
     runner: CycleRunner | None = None
+    rollup: RollupClient | None = None
+
+    async def rollup_ready(self) -> bool:
+        """A readiness check: the rollup, whose query API every step reads, answers."""
+        return self.rollup is not None and await self.rollup.reachable()
 
 
 log = get_logger(__name__)
@@ -93,7 +103,7 @@ def _not_started() -> HTTPException:
     return HTTPException(503, error_body("service", "unavailable", "the scheduler is starting"))
 
 
-def build_app(
+def build_app(  # noqa: PLR0915 (the wiring: one closure per dependency)
     settings: SchedulerSettings, clock: Clock | None = None, seams: Seams | None = None
 ) -> FastAPI:
     """The scheduler app; `clock` overrides HUIBAO_CLOCK (tests inject a ManualClock)."""
@@ -132,7 +142,12 @@ def build_app(
             timeout=settings.rollup_timeout,
             transport=seams.rollup_transport,
         )
-        wired.pool, wired.tokens = pool, TokenStore(pool, settings.admin_token)
+        wired.pool, wired.tokens, wired.rollup = (
+            pool,
+            TokenStore(pool, settings.admin_token),
+            rollup,
+        )
+        wired.tokens.start(settings.database_url)  # revocations drop the cache at once
         on_claimed = seams.on_claimed
         if on_claimed is None and settings.step_delay_seconds > 0:
             on_claimed = step_delay(settings.step_delay_seconds, seams.replica)
@@ -163,7 +178,9 @@ def build_app(
             await _drain(pool, relay)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            wired.runner = wired.store = wired.tokens = wired.pool = None
+            if wired.tokens is not None:
+                await wired.tokens.close()
+            wired.runner = wired.store = wired.tokens = wired.pool = wired.rollup = None
             await rollup.aclose()
             await producer.stop()
             await pool.close()
@@ -181,6 +198,11 @@ def build_app(
     async def broker_ready() -> bool:
         return await kafka.broker_reachable(settings)
 
-    install_common(app, "scheduler", {"postgres": postgres_ready, "kafka": broker_ready})
+    install_common(
+        app,
+        "scheduler",
+        {"postgres": postgres_ready, "kafka": broker_ready, "rollup": wired.rollup_ready},
+    )
     app.include_router(build_router(runner, store, principal_dependency(tokens)))
+    app.include_router(whoami_router(principal_dependency(tokens)))
     return app

@@ -25,7 +25,6 @@ from aiokafka.errors import KafkaError
 
 from huibao_contracts.rejects import FieldError
 from huibao_contracts.topics import ACTIVITY_ACCEPTED
-from huibao_platform import metrics
 from huibao_platform.kafka import client_options
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.codec import decode_event, record_key
@@ -175,7 +174,6 @@ class EventSource:
         for partition, (offset, _) in positions.items():
             if (part := self._parts.get(partition)) is not None:
                 part.expected = offset
-                self._lag(partition, offset)
 
     async def reposition(self, partitions: list[int] | None = None) -> None:
         """Seek again from PostgreSQL's record: another replica applied past us, or a batch
@@ -240,10 +238,10 @@ class EventSource:
         except (KafkaError, TimeoutError) as e:
             log.info("kafka_commit_skipped", error=str(e))
 
-    def _lag(self, partition: int, offset: int) -> None:
-        high = self._consumer.highwater(TopicPartition(self.topic, partition))
-        if high is not None:
-            metrics.CONSUMER_LAG.labels(self.topic, str(partition)).set(max(high - offset - 1, 0))
+    def owned(self) -> list[int]:
+        """The partitions assigned to this replica now (lag is exported by the
+        platform's `LagMonitor`, for every partition)."""
+        return sorted(self._parts)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

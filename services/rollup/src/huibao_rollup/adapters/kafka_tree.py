@@ -127,6 +127,10 @@ class TreeFeed:
                 await self._consumer.seek_to_beginning(tp)
                 self._positions[tp] = 0
 
+    async def positions(self) -> dict[int, int]:
+        """The next offset to read per partition (for the lag monitor)."""
+        return {tp.partition: position for tp, position in self._positions.items()}
+
     async def catch_up(self, wait_seconds: float = 10.0) -> None:
         """Wait (at most `wait_seconds`) until every change published before the call is
         applied: two more fetch rounds, and every partition read up to its high watermark."""

@@ -51,6 +51,14 @@ class RollupClient:
         """Close the connection pool."""
         await self._http.aclose()
 
+    async def reachable(self) -> bool:
+        """True when the rollup answers its liveness probe (a readiness check)."""
+        try:
+            response = await self._http.get("/health/live", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         async with self._slots:
             try:
