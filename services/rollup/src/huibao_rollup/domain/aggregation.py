@@ -22,7 +22,7 @@ from enum import StrEnum
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.metrics import SUMS
 from huibao_rollup.domain import contribution as contrib
-from huibao_rollup.domain.attribution import attribute, party_day_slot, periods_of
+from huibao_rollup.domain.attribution import attribute, party_day_of, party_day_slot, periods_of
 from huibao_rollup.domain.model import ActivityEvent, Contribution, Fact, Number
 from huibao_rollup.domain.tree import Tree
 
@@ -133,6 +133,19 @@ class Fold:
         self.facts = dict(stored)
         self.changed: dict[str, Fact] = {}
         self.deltas = Deltas()
+        self._days: dict[dt.date, tuple[dt.date, dt.datetime, dt.datetime]] = {}
+
+    def _day(self, day: dt.date) -> tuple[dt.date, dt.datetime, dt.datetime]:
+        """The Party Day of `day`'s month, the start of `day` and the month's deadline."""
+        got = self._days.get(day)
+        if got is None:
+            rules = self._rules
+            got = self._days[day] = (
+                party_day_of(rules, day),
+                contrib.start_of(rules, day),
+                contrib.deadline_of(rules, day),
+            )
+        return got
 
     def apply(self, event: ActivityEvent) -> Outcome:
         """Apply one event; the tree must know its unit (see `Tree.knows_path`)."""
@@ -146,18 +159,17 @@ class Fold:
             return Outcome.DUPLICATE
         day = event.date
         retracted = event.retracted
-        rules = self._rules
-        if old is not None:
-            first = old.first_reported_at
-        elif type_ == contrib.PARTY_DAY:
-            first = contrib.reported_instant(rules, day, event.time, event.received)
-        else:
-            first = event.reported_at
-        on_time = contrib.on_time(rules, type_, day, first)
         if type_ == contrib.PARTY_DAY:
-            path, expected = party_day_slot(self._tree, rules, event.unit, day)
+            party_day, start, deadline = self._day(day)
+            if old is not None:
+                first = old.first_reported_at
+            else:
+                first = contrib.trusted_instant(start, event.time, event.received)
+            on_time: bool | None = first <= deadline
+            path, expected = party_day_slot(self._tree, event.unit, day, party_day)
         else:
-            path, expected = attribute(self._tree, event.unit, day), True
+            first = old.first_reported_at if old is not None else event.reported_at
+            on_time, path, expected = None, attribute(self._tree, event.unit, day), True
         amounts = contrib.contribution(
             type_, event.data, retracted=retracted, on_time=on_time, expected=expected
         )
@@ -187,7 +199,7 @@ def replaced(rules: CalendarRules, tree: Tree, fact: Fact) -> Fact:
     its path, and for a Party Day whether its unit is expected; `fact` itself when neither
     changed. UnknownUnitError when its unit's path cannot be resolved."""
     if fact.type == contrib.PARTY_DAY:
-        path, expected = party_day_slot(tree, rules, fact.unit, fact.date)
+        path, expected = party_day_slot(tree, fact.unit, fact.date, party_day_of(rules, fact.date))
         amounts = contrib.recounted(
             fact.type, fact.contribution, on_time=fact.on_time, expected=expected
         )

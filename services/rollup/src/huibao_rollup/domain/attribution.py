@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.periods import Period
+from huibao_rollup.domain.snapshot import BRANCH
 from huibao_rollup.domain.tree import Tree, UnknownUnitError
 
 Key = tuple[str, str]
@@ -45,15 +46,15 @@ def party_day_of(rules: CalendarRules, day: dt.date) -> dt.date:
 
 
 def party_day_slot(
-    tree: Tree, rules: CalendarRules, unit: str, day: dt.date
+    tree: Tree, unit: str, day: dt.date, party_day: dt.date
 ) -> tuple[tuple[str, ...], bool]:
-    """Where a Party Day of `unit` dated `day` counts: the path on its month's Party Day,
-    and whether `unit` is expected then (a branch active on that day). A unit whose chain
-    cannot be resolved on that day (created later under a parent created later still)
-    counts through its path on `day`, as not expected."""
-    party_day = party_day_of(rules, day)
+    """Where a Party Day of `unit` dated `day` counts: the path on its month's Party Day
+    (`party_day`, see `party_day_of`), and whether `unit` is expected then (a branch active
+    on that day). A unit whose chain cannot be resolved on that day (created later under a
+    parent created later still) counts through its path on `day`, as not expected."""
     try:
         path = tree.path_on(unit, party_day)
     except UnknownUnitError:
         return tree.path_on(unit, day), False
-    return path, tree.is_active_branch(unit, party_day)
+    v = tree.version_on(unit, party_day)  # the path is known: `Tree.is_active_branch`
+    return path, v is not None and v.level == BRANCH and v.active_on(party_day)

@@ -105,14 +105,25 @@ def reported_instant(
     """When a report of an activity dated `day` counts as recorded: its `time`, unless
     absent or earlier than `day` in local time (then the receipt time), and never earlier
     than the start of `day` (a report cannot precede what it reports)."""
-    start = _start_of(rules, day)
+    return trusted_instant(start_of(rules, day), time, received)
+
+
+def trusted_instant(
+    start: dt.datetime, time: dt.datetime | None, received: dt.datetime
+) -> dt.datetime:
+    """`reported_instant` with the start of the activity's date worked out."""
     instant = time if time is not None and time >= start else received
-    return max(instant, start)
+    return instant if instant >= start else start
 
 
-@lru_cache(maxsize=1024)
-def _start_of(rules: CalendarRules, day: dt.date) -> dt.datetime:
+def start_of(rules: CalendarRules, day: dt.date) -> dt.datetime:
+    """The first instant of `day`, local time."""
     return dt.datetime.combine(day, dt.time(0, 0), tzinfo=rules.tz)
+
+
+def deadline_of(rules: CalendarRules, day: dt.date) -> dt.datetime:
+    """The Party Day deadline of the month of `day`."""
+    return _deadline(rules, day.year, day.month)
 
 
 def on_time(
