@@ -28,12 +28,13 @@ CREATE TABLE IF NOT EXISTS reporting.placements (
 CREATE INDEX IF NOT EXISTS placements_parent ON reporting.placements (parent);
 
 -- Dated names and member counts (a unit without rows: its orgunits name and members since
--- always).
+-- always). A row without name and members marks a point (a close, a merge) that changes
+-- neither: a version was published from it.
 CREATE TABLE IF NOT EXISTS reporting.unit_labels (
     unit       text    NOT NULL,
     valid_from date    NOT NULL,
-    name       text    NOT NULL,
-    members    integer NOT NULL,
+    name       text,
+    members    integer,
     PRIMARY KEY (unit, valid_from)
 );
 

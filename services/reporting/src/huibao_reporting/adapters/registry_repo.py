@@ -78,14 +78,15 @@ def _record(row: asyncpg.Record) -> UnitRecord:
         closed=row["closed"],
     )
     froms, parents = row["froms"] or [], row["parents"] or []
-    labels = zip(
-        row["label_froms"] or [], row["names"] or [], row["label_members"] or [], strict=True
+    labels = list(
+        zip(row["label_froms"] or [], row["names"] or [], row["label_members"] or [], strict=True)
     )
     return UnitRecord(
         unit,
         tuple(Placement(f, p) for f, p in zip(froms, parents, strict=True)),
-        tuple(Label(f, n, m) for f, n, m in labels),
+        tuple(Label(f, n, m) for f, n, m in labels if n is not None),
         row["merged_into"],
+        tuple(f for f, n, _ in labels if n is None),
     )
 
 
@@ -172,9 +173,12 @@ async def store_changes(conn: Conn, changes: Sequence[Change]) -> list[OrgUnitCh
         schema_name=SCHEMA,
         columns=["unit", "valid_from", "name", "members"],
         records=[
-            (c.record.id, x.valid_from, x.name, x.members)
-            for c, _ in last.values()
-            for x in c.record.all_labels
+            *(
+                (c.record.id, x.valid_from, x.name, x.members)
+                for c, _ in last.values()
+                for x in c.record.all_labels
+            ),
+            *((c.record.id, day, None, None) for c, _ in last.values() for day in c.record.marks),
         ],
     )
     await enqueue(

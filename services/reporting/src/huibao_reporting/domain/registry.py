@@ -52,12 +52,15 @@ class Label:
 class UnitRecord:
     """A unit as stored: its latest state, every placement and every label, oldest first.
 
-    No labels means one label since always with the name and members of `unit`."""
+    No labels means one label since always with the name and members of `unit`. `marks`
+    are points that change neither parent nor label (the day of a close or a merge): a
+    version is published from them, so they stay points of the unit."""
 
     unit: OrgUnit
     placements: tuple[Placement, ...]
     labels: tuple[Label, ...] = ()
     merged_into: str | None = None
+    marks: tuple[dt.date, ...] = ()
 
     @property
     def id(self) -> str:
@@ -98,7 +101,9 @@ class UnitRecord:
     def points(self) -> list[dt.date]:
         """The dates from which the unit's dated state changes, oldest first."""
         return sorted(
-            {p.valid_from for p in self.placements} | {x.valid_from for x in self.all_labels}
+            {p.valid_from for p in self.placements}
+            | {x.valid_from for x in self.all_labels}
+            | set(self.marks)
         )
 
     def state_on(self, day: dt.date) -> OrgUnit:
@@ -115,7 +120,7 @@ class UnitRecord:
         labels = tuple(sorted([*kept, Label(day, name, members)], key=lambda x: x.valid_from))
         latest = labels[-1]
         unit = self.unit.model_copy(update={"name": latest.name, "members": latest.members})
-        return UnitRecord(unit, self.placements, labels, self.merged_into)
+        return UnitRecord(unit, self.placements, labels, self.merged_into, self.marks)
 
     def placed(self, day: dt.date, parent: str | None) -> UnitRecord:
         """This record under `parent` from `day` on (replacing a placement of that day);
@@ -123,15 +128,21 @@ class UnitRecord:
         kept = [p for p in self.placements if p.valid_from != day]
         placements = tuple(sorted([*kept, Placement(day, parent)], key=lambda p: p.valid_from))
         unit = self.unit.model_copy(update={"parent": placements[-1].parent})
-        return UnitRecord(unit, placements, self.labels, self.merged_into)
+        return UnitRecord(unit, placements, self.labels, self.merged_into, self.marks)
 
     def with_point(self, day: dt.date) -> UnitRecord:
-        """This record with a point on `day` (the label in force copied there when none
-        starts that day): a close or a merge publishes a version from its date."""
+        """This record with a point on `day` (a mark when nothing else starts that day):
+        a close or a merge publishes a version from its date."""
         if day in self.points():
             return self
-        label = self.label_on(day)
-        return self.with_label(day, label.name, label.members)
+        marks = tuple(sorted({*self.marks, day}))
+        return UnitRecord(self.unit, self.placements, self.labels, self.merged_into, marks)
+
+    def with_unit(self, unit: OrgUnit, merged_into: str | None = None) -> UnitRecord:
+        """This record's history with `unit`'s own attributes (level, opening, closing) and,
+        when given, the unit it was merged into."""
+        into = merged_into if merged_into is not None else self.merged_into
+        return UnitRecord(unit, self.placements, self.labels, into, self.marks)
 
 
 def record_of(unit: OrgUnit) -> UnitRecord:

@@ -24,7 +24,7 @@ from huibao_reporting.domain.registry import (
     RegistryView,
     UnitRecord,
 )
-from huibao_reporting.domain.registry_rules import check_level, err
+from huibao_reporting.domain.registry_rules import ImportKind, ImportPlan, check_level, err
 
 ChangeKind = Literal["upsert", "move", "merge", "close"]
 
@@ -69,6 +69,22 @@ def republished(
             )
         )
     return out
+
+
+def import_changes(plan: ImportPlan, stored: RegistryView) -> list[Change]:
+    """The changes an import plan publishes: for every created or updated unit, parents
+    first, its versions from the first day it differs (a changed parent with a date is a
+    move; anything else an upsert). An unchanged unit publishes nothing."""
+    changes: list[Change] = []
+    for p in plan.units:
+        if p.kind is ImportKind.UNCHANGED:
+            continue
+        old = stored.get(p.unit.id)
+        dated_move = (
+            old is not None and old.placements != p.record.placements and p.since != SINCE_ALWAYS
+        )
+        changes += republished("move" if dated_move else "upsert", p.record, plan.after, p.since)
+    return changes
 
 
 def _active_error(record: UnitRecord, day: dt.date, field: str) -> FieldError | None:
@@ -165,12 +181,7 @@ def plan_close(
 
 def _closed(record: UnitRecord, effective: dt.date, into: str | None = None) -> UnitRecord:
     pointed = record.with_point(effective)
-    return UnitRecord(
-        pointed.unit.model_copy(update={"closed": effective}),
-        pointed.placements,
-        pointed.labels,
-        into if into is not None else record.merged_into,
-    )
+    return pointed.with_unit(pointed.unit.model_copy(update={"closed": effective}), into)
 
 
 def plan_merge(  # noqa: PLR0911 (a ladder of checks reads best as early returns)
@@ -207,6 +218,14 @@ def plan_merge(  # noqa: PLR0911 (a ladder of checks reads best as early returns
         return errors
     if unit_id in view.path_on(into_id, effective):
         return [err("into", Reason.INVALID_FIELD, f"{into_id} lies inside {unit_id}")]
+    if into.merged_into is not None:  # merges never chain: no cycle of merges, ever
+        return [
+            err(
+                "into",
+                Reason.UNIT_INACTIVE,
+                f"{into_id} was itself merged into {into.merged_into}; merge into that unit",
+            )
+        ]
     children = [
         c
         for c in view.children_on(unit_id, effective)

@@ -147,9 +147,15 @@ def imported(
     u: OrgUnit, old: UnitRecord | None, effective: dt.date | None, today: dt.date
 ) -> tuple[UnitRecord, dt.date]:
     """The record after importing `u` over `old`, and the first day it differs from
-    `old` (`SINCE_ALWAYS` for a new unit, a correction, or a new opening or closing)."""
+    `old` (`SINCE_ALWAYS` for a new unit, a correction, or a new opening or closing).
+
+    A row is the unit's state from its effective date on: its parent, name and member
+    count hold from then (each only when it differs from the one in force then); a row
+    equal to the stored latest state changes nothing."""
     if old is None:
         return record_of(u), SINCE_ALWAYS
+    if u == old.unit:  # the stored latest state again: nothing new, whatever the date
+        return old, dt.date.max
     day = effective or today
     record, since = old, dt.date.max
     if u.parent != old.unit.parent:
@@ -159,6 +165,7 @@ def imported(
                 (Placement(SINCE_ALWAYS, u.parent),),
                 record.labels,
                 record.merged_into,
+                record.marks,
             )
             since = SINCE_ALWAYS
         else:
@@ -167,8 +174,9 @@ def imported(
     if (label.name, label.members) != (u.name, u.members):
         record, since = record.with_label(day, u.name, u.members), min(since, day)
     if (old.unit.opened, old.unit.closed) != (u.opened, u.closed):
-        unit = record.unit.model_copy(update={"opened": u.opened, "closed": u.closed})
-        record = UnitRecord(unit, record.placements, record.labels, record.merged_into)
+        record = record.with_unit(
+            record.unit.model_copy(update={"opened": u.opened, "closed": u.closed})
+        )
         since = SINCE_ALWAYS
     return record, since
 

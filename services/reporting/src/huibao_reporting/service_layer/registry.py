@@ -16,21 +16,15 @@ from huibao_contracts.orgunits import OrgUnit, OrgUnitChange
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_reporting.adapters import registry_repo
 from huibao_reporting.adapters.storage import storage_errors
-from huibao_reporting.domain.registry import SINCE_ALWAYS, PathError, RegistryView, UnitRecord
+from huibao_reporting.domain.registry import PathError, RegistryView, UnitRecord
 from huibao_reporting.domain.registry_changes import (
     Change,
-    ChangeKind,
+    import_changes,
     plan_close,
     plan_merge,
     plan_move,
-    republished,
 )
-from huibao_reporting.domain.registry_rules import (
-    ImportKind,
-    ImportPlan,
-    plan_import,
-    scope_errors,
-)
+from huibao_reporting.domain.registry_rules import ImportPlan, plan_import, scope_errors
 
 
 class RegistryRefusedError(Exception):
@@ -82,18 +76,7 @@ class Registry:
             plan = plan_import(units, stored, scope, effectives=effectives, today=today)
             if not isinstance(plan, ImportPlan):
                 raise _refuse(plan)
-            changes = []
-            for p in plan.units:
-                if p.kind is ImportKind.UNCHANGED:
-                    continue
-                old = stored.get(p.unit.id)
-                dated_move = (
-                    old is not None
-                    and old.placements != p.record.placements
-                    and p.since != SINCE_ALWAYS
-                )
-                kind: ChangeKind = "move" if dated_move else "upsert"
-                changes += republished(kind, p.record, plan.after, p.since)
+            changes = import_changes(plan, stored)
             await registry_repo.store_changes(conn, changes)
         if changes:
             self._on_commit()

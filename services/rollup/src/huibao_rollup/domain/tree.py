@@ -3,8 +3,10 @@
 Each `OrgUnitChange` is one version of a unit, keyed by (unit, effective); the version in
 force on a day is the latest one whose `effective` is on or before it (no `effective` means
 since always). Paths are resolved through the parents in force on the day asked about, so
-moving a township moves its branches too without a change per branch; a parent that was
-merged away on that day hands its children to the unit it was merged into.
+moving a township moves its branches too without a change per branch; a unit merged away
+(its `merged_into` set and the day on or after its `closed`) counts as a child of the unit
+it was merged into from then on: its children, and its own facts dated on or after the
+merge, count under the absorbing unit and its ancestors.
 
 Memory, for a tree of a million units: a unit with one version (almost all of them) is
 stored as that version, not a list; ids named as parents, levels and kinds are shared, so
@@ -58,6 +60,10 @@ class Version:
         return (self.opened is None or self.opened <= day) and (
             self.closed is None or day < self.closed
         )
+
+    def merged_away(self, day: dt.date) -> bool:
+        """True when the unit was merged into another on or before `day`."""
+        return self.merged_into is not None and self.closed is not None and self.closed <= day
 
     @classmethod
     def of(cls, change: OrgUnitChange) -> Version:
@@ -199,16 +205,17 @@ class Tree:
         return vs[i - 1] if i else vs[0]
 
     def parent_on(self, unit: str, day: dt.date) -> str | None:
-        """The parent of `unit` on `day`, following merges of the parent."""
+        """The parent of `unit` on `day`: the unit it was merged into once merged away,
+        following merges of the parent."""
         v = self.current(unit, day)
         if v is None:
             raise UnknownUnitError(unit)
-        parent = v.parent
+        parent = v.merged_into if v.merged_away(day) else v.parent
         for _ in range(MAX_DEPTH):
             if parent is None:
                 return None
             pv = self.current(parent, day)
-            if pv is None or pv.merged_into is None or pv.active_on(day):
+            if pv is None or not pv.merged_away(day):
                 return parent
             parent = pv.merged_into
         return parent
