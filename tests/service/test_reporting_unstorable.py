@@ -55,7 +55,7 @@ async def test_validation_refuses_every_unstorable_value_by_field(infra: Infrast
         (cloudevent(PD, b1, pd(f"{p}-3", date="9999-12-31")), "data.date"),
         (cloudevent(PD, b1, pd(f"{p}-4", date="0999-12-31")), "data.date"),
         (cloudevent(LESSON, b1, lesson(f"{p}-5", topic="a\x00b")), "data.topic"),
-        ({**cloudevent(PD, b1, pd(f"{p}-6")), "partitionkey": 2**40}, "event"),
+        ({**cloudevent(PD, b1, pd(f"{p}-6")), "partitionkey": 2**40}, "partitionkey"),
         ({**cloudevent(PD, b1, pd(f"{p}-7")), "source": "/s\x00"}, "source"),
     ]
     good = cloudevent(PD, b2, pd(f"{p}-ok"), time="2026-05-26T10:00:00-15:59")

@@ -83,13 +83,14 @@ class CloudEvent(BaseModel):
                     f"{name!r} is not an attribute of the envelope; extension attribute names"
                     " are 1-20 lower-case letters or digits"
                 )
+            # messages start with the attribute's name: the error is put on that field
             if isinstance(value, str) and len(value) > 1000:
-                raise ValueError(f"extension attribute {name!r} is longer than 1000 characters")
+                raise ValueError(f"{name} is longer than 1000 characters (extension attribute)")
             if isinstance(value, str) and "\x00" in value:
-                raise ValueError(f"extension attribute {name!r}: {NUL_MESSAGE}")
+                raise ValueError(f"{name} (extension attribute): {NUL_MESSAGE}")
             if isinstance(value, int) and not -INT4_MAX - 1 <= value <= INT4_MAX:
                 raise ValueError(
-                    f"extension attribute {name!r}: a CloudEvents Integer is 32 bits"
+                    f"{name} is an extension attribute: a CloudEvents Integer is 32 bits"
                     f" (-2147483648 to 2147483647), not {value}"
                 )
         return self

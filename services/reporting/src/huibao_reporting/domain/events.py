@@ -164,7 +164,8 @@ def parse_event(body: Any) -> ParsedEvent | list[FieldError]:
     try:
         envelope = CloudEvent.model_validate(body)
     except ValidationError as e:
-        return field_errors(e, "", Reason.INVALID_ENVELOPE)
+        names = tuple(k for k in body if isinstance(k, str))  # an extension's error names it
+        return field_errors(e, "", Reason.INVALID_ENVELOPE, names)
     model = ACTIVITY_TYPES.get(envelope.type)
     if model is None:
         known = ", ".join(sorted(ACTIVITY_TYPES))
