@@ -116,6 +116,7 @@ async def test_opened_closed_and_moved_around_the_party_day(harness: Harness) ->
         unit(f"{t2}.gone", "branch", t2, closed="2026-06-20"),  # closed before, silent
         unit(f"{t2}.left", "branch", t2, closed="2026-06-20"),  # reported, then closed
         unit(f"{t2}.early", "branch", t2),  # `time` before its own date, received late
+        unit(f"{t2}.shut", "branch", t2),  # reports on the 12th, closed from the 15th later
     ]
     nodes = [u["id"] for u in tree]
     await harness.tree(tree)
@@ -129,6 +130,7 @@ async def test_opened_closed_and_moved_around_the_party_day(harness: Harness) ->
             report(f"{t1}.mvb", "2026-06-26", "2026-06-26T18:00:00+08:00"),
             report(f"{t1}.mvc", "2026-06-26", "2026-06-26T19:00:00+08:00"),
             report(f"{t2}.left", "2026-06-10", "2026-06-10T10:00:00+08:00"),
+            report(f"{t2}.shut", "2026-06-12", "2026-06-12T10:00:00+08:00"),
             report(
                 f"{t2}.early",
                 "2026-06-26",
@@ -139,8 +141,8 @@ async def test_opened_closed_and_moved_around_the_party_day(harness: Harness) ->
     )
     clock = ManualClock(dt.datetime(2026, 7, 15, 12, tzinfo=SH))
     async with harness.replica(clock=clock) as rollup:
-        # before mva's move: it reported under t1 and is expected there
-        await rollup.wait_for("cq", "2026-06", {"party_day.held": 5, "party_day.unexpected": 2})
+        # before mva's move and shut's close: held where they are expected on the 26th
+        await rollup.wait_for("cq", "2026-06", {"party_day.held": 6, "party_day.unexpected": 2})
         assert (await rollup.metrics(t1, "2026-06"))["party_day.held"] == 3
         await assert_agrees_everywhere(rollup, nodes, "2026-06")
         mva = next(u for u in tree if u["id"] == f"{t1}.mva")
@@ -151,15 +153,20 @@ async def test_opened_closed_and_moved_around_the_party_day(harness: Harness) ->
         await harness.tree(
             [{**mvc, "parent": t2}], first_seq=70, kind="move", effective="2026-06-28"
         )
+        shut = next(u for u in tree if u["id"] == f"{t2}.shut")
+        await harness.tree(
+            [{**shut, "closed": "2026-06-15"}], first_seq=80, kind="close", effective="2026-06-15"
+        )
+        await rollup.wait_for(t2, "2026-06", {"party_day.unexpected": 2})
         await rollup.wait_for(t2, "2026-06", {"party_day.held": 3})
         await rollup.wait_for(t1, "2026-06", {"party_day.held": 2})
 
         want = {
             # b1, b2, mvc (there on the 26th); new opened after it
             t1: {"expected": 3, "held": 2, "on_time": 2, "late": 0, "unexpected": 1},
-            # b1, mva, mvb, early; gone and left closed before it; early's `time` untrusted
-            t2: {"expected": 4, "held": 3, "on_time": 2, "late": 1, "unexpected": 1},
-            "cq": {"expected": 7, "held": 5, "on_time": 4, "late": 1, "unexpected": 2},
+            # b1, mva, mvb, early; gone, left, shut closed before it; early's `time` untrusted
+            t2: {"expected": 4, "held": 3, "on_time": 2, "late": 1, "unexpected": 2},
+            "cq": {"expected": 7, "held": 5, "on_time": 4, "late": 1, "unexpected": 3},
         }
         for node, figures in want.items():
             body = await completeness(rollup, node, "2026-06")
@@ -171,7 +178,10 @@ async def test_opened_closed_and_moved_around_the_party_day(harness: Harness) ->
         assert [u["id"] for u in t2_body["missing_units"]["items"]] == [f"{t2}.b1"]
         assert [u["id"] for u in t2_body["late_units"]["items"]] == [f"{t2}.early"]
         assert t2_body["late_units"]["items"][0]["reported_at"].startswith("2026-07-03T02:00")
-        assert [u["id"] for u in t2_body["unexpected_units"]["items"]] == [f"{t2}.left"]
+        assert [u["id"] for u in t2_body["unexpected_units"]["items"]] == [
+            f"{t2}.left",
+            f"{t2}.shut",
+        ]
         await assert_agrees_everywhere(rollup, nodes, "2026-06")
         for node in (t1, "cq.c1", "cq"):  # a quarter counts what its months count
             q = await rollup.metrics(node, "2026-Q2")
