@@ -164,6 +164,9 @@ async def load_city(stack: Any, p: str) -> dict[str, Any]:
         r = await client.post(f"{rep}/v1/tokens", json={"unit": c1, "label": "dashboard e2e"})
         assert r.status_code == 201, r.text
         token = r.json()["token"]
+        r = await client.post(f"{rep}/v1/tokens", json={"unit": c1, "scopes": ["report"]})
+        assert r.status_code == 201, r.text
+        reporter = r.json()["token"]
 
         async def rolled_up() -> bool:
             r = await client.get(f"{roll}/v1/nodes/{p}/summary", params={"period": "2026-Q2"})
@@ -189,6 +192,7 @@ async def load_city(stack: Any, p: str) -> dict[str, Any]:
         "t1": t1,
         "t2": t2,
         "token": token,
+        "reporter": reporter,
         "names": names,
         "members": members,
         "feedback": feedback,
@@ -224,6 +228,10 @@ async def test_county_staff_drill_down_read_numbers_and_export_csv(
         error = page.locator("#signin-error")
         await error.wait_for(state="visible")
         assert "令牌无效" in await error.inner_text()
+        # a token that may report but not read cannot sign in, and is told why
+        await page.fill("#token-input", city["reporter"])
+        await page.click("#signin-submit")
+        await expect(error).to_contain_text("read")
         await shot(page, "dashboard-signin-error")
 
         # the county token opens its county, in the current month; choose May 2026
@@ -234,6 +242,9 @@ async def test_county_staff_drill_down_read_numbers_and_export_csv(
         await page.dispatch_event("#month", "change")
         await settled(page, c1, "2026-05")
         assert await page.inner_text("#whoami") == names[c1]
+        # and what the token may do (GET /v1/whoami): a county token holds report and read
+        await expect(page.locator("#whoami-scopes")).to_have_text("权限：上报、查看")
+        assert await page.get_attribute("#whoami-scopes", "data-scopes") == "report,read"
 
         # completeness of the townships: expected, held, on time, late, missing, ratio
         assert (await row_cells(page, f"child-row-{t1}"))[:7] == [
