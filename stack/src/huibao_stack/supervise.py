@@ -190,7 +190,7 @@ class Supervisor:
                 part=part.name,
                 process=part.label,
                 pid=part.handle.pid,
-                down_seconds=round(time.monotonic() - now + delay, 2),
+                down_seconds=round(time.monotonic() - now, 2),
                 start_seconds=round(time.monotonic() - started, 2),
             )
             return
