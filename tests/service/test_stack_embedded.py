@@ -300,7 +300,7 @@ LAUNCHER = textwrap.dedent(
                           service_env={"rollup": {"FAKE_SERVICE_MODE": sys.argv[2]}})
 
     async def body(stack):
-        print("READY", stack.run_dir, flush=True)
+        print("READY", stack.run_dir, stack.infra.postgres.data_dir.parent, flush=True)
         await asyncio.Event().wait()
         return 0
 
@@ -356,13 +356,14 @@ def test_children_die_with_a_launcher_killed_by_sigkill() -> None:
     )
     try:
         printed = _wait_for_line(proc, "READY")
-        run_dir = printed.rsplit("READY ", 1)[1].split()[0]
+        run_dir, pg_dir = printed.rsplit("READY ", 1)[1].split()[:2]
         started = descendants(proc.pid)
         assert len(started) >= 6
     finally:
         proc.kill()
         proc.wait(10)
-    shutil.rmtree(run_dir, ignore_errors=True)  # a SIGKILLed launcher cannot tidy up
+    for tmp in (run_dir, pg_dir):  # a SIGKILLed launcher cannot tidy up
+        shutil.rmtree(tmp, ignore_errors=True)
     # no clean-up code ran: the kernel kills the launcher's children, PostgreSQL's workers
     # follow their postmaster
     deadline = time.monotonic() + 15

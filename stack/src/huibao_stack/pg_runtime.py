@@ -7,7 +7,7 @@ must not loosen any directory it did not create. So, as root:
 
 - the binaries (`bin/postgres`, `bin/initdb`, `lib/postgresql`, `share/postgresql` and the
   wheel's bundled libraries) are hard-linked (copied across file systems) into a fresh
-  directory under the temporary directory, per start, removed when the server stops;
+  `pgrun-*` directory next to the cluster, per start, removed when the server stops;
 - a throwaway cluster lives in its own fresh temporary directory (mode 0711);
 - a persistent cluster lives under `/var/lib/huibao/postgres/<hash of the launcher's data
   directory>/data` (root-owned 0711 directories, the cluster itself `pgserver` 0700).

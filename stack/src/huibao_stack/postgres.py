@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -265,9 +266,17 @@ class EmbeddedPostgres(OwnedServer):
         return passwords
 
     def _new_runtime(self) -> Path:
+        """A fresh `pgrun-*` directory next to the cluster for this start's files (binaries as
+        root, pg_hba.conf, initdb's pwfile); those of a launcher that was killed go first."""
+        base = self.data_dir.parent  # ours: the throwaway dir, the 0711 root dir, .huibao/data
+        for stale in base.glob("pgrun-*"):
+            st = os.lstat(stale)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+                shutil.rmtree(stale, ignore_errors=True)
+        runtime = Path(tempfile.mkdtemp(prefix="pgrun-", dir=base))
         if self.account is not None:  # the server user reads the binaries and pg_hba.conf
-            return pg_runtime.private_temp_dir("huibao-pgrun-", 0o755)
-        return Path(tempfile.mkdtemp(prefix="huibao-pgrun-"))
+            os.chmod(runtime, 0o755)  # noqa: S103 (binaries and pg_hba.conf: no secret)
+        return runtime
 
     def _drop_runtime(self) -> None:
         if self._runtime is not None:
