@@ -16,7 +16,13 @@ from huibao_reporting.domain.registry import (
     UnitRecord,
     record_of,
 )
-from huibao_reporting.domain.registry_changes import Change, plan_close, plan_merge, plan_move
+from huibao_reporting.domain.registry_changes import (
+    Change,
+    import_changes,
+    plan_close,
+    plan_merge,
+    plan_move,
+)
 from huibao_reporting.domain.registry_rules import ImportKind, ImportPlan, plan_import
 
 D = dt.date
@@ -184,3 +190,53 @@ def test_close_needs_no_active_children() -> None:
     assert isinstance(result[0], Change)
     assert result[0].record.unit.closed == D(2026, 8, 1)
     assert not result[0].record.unit.active_on(D(2026, 8, 1))
+
+
+def test_a_token_on_the_unit_itself_may_rename_it_but_not_move_or_close_it() -> None:
+    stored = view_of(tree())
+    renamed = unit("b1", "branch", "t1", members=33).model_copy(update={"name": "新名"})
+    assert isinstance(plan_import([renamed], stored, scope="b1", today=D(2026, 9, 1)), ImportPlan)
+    moved = unit("b1", "branch", "t2", members=30)
+    assert errors(plan_import([moved], stored, scope="b1")) == [("[0].id", Reason.OUT_OF_SCOPE)]
+    closed = unit("b1", "branch", "t1", members=30, closed=D(2026, 3, 1))
+    assert errors(plan_import([closed], stored, scope="b1")) == [("[0].id", Reason.OUT_OF_SCOPE)]
+    # its parent may close it; a sibling may not even rename it
+    assert isinstance(plan_import([closed], stored, scope="t1"), ImportPlan)
+    assert errors(plan_import([renamed], stored, scope="b2")) == [("[0].id", Reason.OUT_OF_SCOPE)]
+    # a dated move needs the token above both places: k1 is above t1, not above t2
+    dated = plan_import([moved], stored, scope="k1", effectives=[D(2026, 7, 1)])
+    assert errors(dated) == [("[0].id", Reason.OUT_OF_SCOPE)]
+    assert isinstance(
+        plan_import([moved], stored, scope="c", effectives=[D(2026, 7, 1)]), ImportPlan
+    )
+
+
+def test_a_dated_rename_holds_across_a_later_move_and_a_reimport_changes_nothing() -> None:
+    view = view_of(tree())
+    [move] = plan_move(view, "b1", "t2", D(2026, 7, 1))
+    assert isinstance(move, Change)
+    view = view.with_records([move.record])
+    stored = view.get("b1")
+    assert stored is not None
+    same = plan_import([stored.unit], view, today=D(2026, 12, 1))
+    assert isinstance(same, ImportPlan)
+    assert same.count(ImportKind.UNCHANGED) == 1
+    assert import_changes(same, view) == []
+    renamed = stored.unit.model_copy(update={"name": "新名", "members": 35})
+    plan = plan_import([renamed], view, effectives=[D(2026, 5, 1)], today=D(2026, 12, 1))
+    assert isinstance(plan, ImportPlan)
+    published = [
+        (c.kind, c.effective, c.published_unit.parent, c.published_unit.name)
+        for c in import_changes(plan, view)
+    ]
+    assert published == [
+        ("upsert", D(2026, 5, 1), "t1", "新名"),
+        ("upsert", D(2026, 7, 1), "t2", "新名"),
+    ]
+
+
+def test_merges_never_chain() -> None:
+    view = view_of([*tree(), unit("t3", "township", "k1")])
+    changes = plan_merge(view, "t1", "t3", D(2026, 8, 1))
+    view = view.with_records(c.record for c in changes if isinstance(c, Change))
+    assert errors(plan_merge(view, "t3", "t1", D(2026, 7, 1))) == [("into", Reason.UNIT_INACTIVE)]
