@@ -35,7 +35,7 @@ from huibao_scheduler.walk import walk
 
 _DISPATCH_LEVELS = frozenset({"city", "county"})
 _BRANCH = "branch"
-_STATES = ("expected", "held", "on_time", "late", "missing")
+_STATES = ("expected", "held", "on_time", "late", "missing", "unexpected")
 
 
 @dataclass(slots=True)
