@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import OrgUnitChange
+from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform import metrics
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource, Polled
@@ -34,6 +35,10 @@ from huibao_rollup.domain.model import Fact
 from huibao_rollup.domain.tree import Tree, UnknownUnitError, Version
 
 log = get_logger(__name__)
+
+UNKNOWN_UNIT_GRACE_SECONDS = 10.0
+"""How long a record of a unit the caught-up tree does not know waits before it is
+refused (the org-unit change and the event travel on different topics)."""
 
 REATTRIBUTION_SHARD = -1
 """Shard of the aggregate rows written when the tree moves facts between ancestors."""
@@ -123,20 +128,21 @@ class Rollup:
         *,
         source: EventSource,
         generation: int,
-        catch_up: Callable[[], Awaitable[None]],
+        catch_up: Callable[[], Awaitable[bool | None]],
         retry_seconds: float,
         stop: asyncio.Event,
     ) -> dict[int, tuple[int, str]] | None:
         """Apply one batch; the positions committed, or None when the batch was dropped
         (a rebalance or another replica overtook it: the source was repositioned) or is
-        still waiting for units when `stop` is set."""
-        while unknown := self.unknown_units(batch):
-            if stop.is_set():
-                return None
-            log.warning("unknown_units", count=len(unknown), units=unknown[:10])
-            await catch_up()
-            if self.unknown_units(batch):
-                await asyncio.sleep(retry_seconds)
+        still waiting for units when `stop` is set.
+
+        An event whose unit the tree cannot place waits for the org-unit changes; once the
+        tree has read every change published (`catch_up` answers True) and the unit is
+        still unknown `UNKNOWN_UNIT_GRACE_SECONDS` after the batch arrived, the record is
+        refused as `unknown_unit` (reporting never accepts one: something else wrote it),
+        so that it cannot stop its partition."""
+        if not await self._wait_for_units(batch, catch_up, retry_seconds, stop):
+            return None
         refused = [p for p in batch if p.refused]
         if refused and self.rejects is not None:  # sent before the positions move past them
             await self.rejects.publish(refused)
@@ -194,6 +200,42 @@ class Rollup:
             **{str(k): v for k, v in outcomes.items()},
         )
         return positions
+
+    async def _wait_for_units(
+        self,
+        batch: Sequence[Polled],
+        catch_up: Callable[[], Awaitable[bool | None]],
+        retry_seconds: float,
+        stop: asyncio.Event,
+    ) -> bool:
+        """Wait until the tree places every event's unit, refusing those it cannot place
+        once caught up and past the grace time; False when `stop` was set meanwhile."""
+        waiting_since = time.monotonic()
+        while unknown := self.unknown_units(batch):
+            if stop.is_set():
+                return False
+            log.warning("unknown_units", count=len(unknown), units=unknown[:10])
+            caught_up = await catch_up()
+            if not self.unknown_units(batch):
+                break
+            if caught_up and time.monotonic() - waiting_since >= UNKNOWN_UNIT_GRACE_SECONDS:
+                self._refuse_unknown(batch)
+                continue
+            await asyncio.sleep(retry_seconds)
+        return True
+
+    def _refuse_unknown(self, batch: Sequence[Polled]) -> None:
+        for p in batch:
+            e = p.event
+            if e is not None and not self.tree.knows_path(e.unit, e.date):
+                p.event = None
+                p.refused = [
+                    FieldError(
+                        field="subject",
+                        reason=Reason.UNKNOWN_UNIT,
+                        message=f"the org-unit tree has no path of {e.unit} on {e.date}",
+                    )
+                ]
 
     async def apply_changes(self, changes: Sequence[OrgUnitChange]) -> None:
         """Store tree changes and re-attribute the facts a move or merge affects."""

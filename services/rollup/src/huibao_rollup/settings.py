@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from huibao_contracts.topics import ACTIVITY_ACCEPTED, ORGUNIT_CHANGES
+from huibao_contracts.topics import ACTIVITY_ACCEPTED, ACTIVITY_REJECTED, ORGUNIT_CHANGES
 from huibao_platform.settings import CommonSettings
 
 
@@ -20,6 +20,10 @@ class RollupSettings(CommonSettings):
         default=ACTIVITY_ACCEPTED, description="Topic of accepted activity events."
     )
     orgunit_topic: str = Field(default=ORGUNIT_CHANGES, description="Topic of org-unit changes.")
+    rejected_topic: str = Field(
+        default=ACTIVITY_REJECTED,
+        description="Topic the records of `accepted_topic` that fail the contract models go to.",
+    )
     batch_max_records: int = Field(
         default=5000, ge=1, le=100_000, description="Most records applied in one transaction."
     )

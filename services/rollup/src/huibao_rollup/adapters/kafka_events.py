@@ -150,7 +150,8 @@ class EventSource:
                 key = record_key(r.value, None)
                 polled.append(Polled(tp.partition, r.offset, key, None, event, r))
             else:
-                polled.append(Polled(tp.partition, r.offset, record_key(r.value, event), event))
+                key = record_key(r.value, event)
+                polled.append(Polled(tp.partition, r.offset, key, event, None, r))
         if part.verify is not None:
             offset, key = part.verify
             part.verify = None

@@ -4,8 +4,9 @@ The reject record is the one reporting writes (`huibao_reporting.service_layer.i
 rejected_record`): the original key, value and headers, plus `huibao_reason` (the first
 error's `Reason`), `huibao_errors` (every `FieldError` as JSON) and `huibao_channel`
 (here `rollup`). Rejects are sent, and Kafka has acknowledged them, before the batch
-holding them commits its positions: a crash in between sends them again (at least once),
-a refused record is never applied and never stops its partition.
+holding them commits its positions: a record fetched again by the same process is not
+sent twice (the sink remembers what it sent); a crash in between sends them again (at
+least once). A refused record is never applied and never stops its partition.
 """
 
 from __future__ import annotations
@@ -16,31 +17,38 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from huibao_contracts.topics import ACTIVITY_REJECTED
 from huibao_platform import metrics
 from huibao_platform.errors import BrokerUnavailableError
 from huibao_platform.kafka import client_options
 from huibao_platform.logs import get_logger
-from huibao_platform.settings import CommonSettings
 from huibao_rollup.adapters.kafka_events import Polled
+from huibao_rollup.settings import RollupSettings
 
 log = get_logger(__name__)
 CHANNEL = "rollup"
+SENT_KEPT = 100_000
 OURS = frozenset({"huibao_reason", "huibao_errors", "huibao_channel"})
 
 
 class RejectSink:
     """A producer of reject records, started on first use."""
 
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: RollupSettings) -> None:
         self._settings = settings
-        self.topic = settings.topic(ACTIVITY_REJECTED)
+        self.topic = settings.topic(settings.rejected_topic)
         self._producer: AIOKafkaProducer | None = None
+        self._sent: dict[tuple[int, int], None] = {}
+        """(partition, offset) of the rejects sent lately, oldest first: a batch fetched
+        again (a rebalance, a PostgreSQL retry) does not send its rejects twice."""
 
     async def publish(self, refused: Sequence[Polled]) -> None:
         """Send the reject record of every refused record not sent yet; raise
         BrokerUnavailableError when Kafka does not acknowledge them (the batch is retried)."""
-        todo = [p for p in refused if p.refused and not p.reject_sent]
+        todo = [
+            p
+            for p in refused
+            if p.refused and not p.reject_sent and (p.partition, p.offset) not in self._sent
+        ]
         if not todo:
             return
         try:
@@ -61,6 +69,9 @@ class RejectSink:
             raise BrokerUnavailableError(f"cannot send reject records: {e}") from e
         for p in todo:
             p.reject_sent = True
+            self._sent[(p.partition, p.offset)] = None
+            while len(self._sent) > SENT_KEPT:
+                del self._sent[next(iter(self._sent))]
             reason = str(p.refused[0].reason) if p.refused else ""
             metrics.INTAKE.labels(CHANNEL, "rejected", reason).inc()
             log.warning(

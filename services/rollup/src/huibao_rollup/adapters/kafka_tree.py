@@ -131,11 +131,12 @@ class TreeFeed:
         """The next offset to read per partition (for the lag monitor)."""
         return {tp.partition: position for tp, position in self._positions.items()}
 
-    async def catch_up(self, wait_seconds: float = 10.0) -> None:
+    async def catch_up(self, wait_seconds: float = 10.0) -> bool:
         """Wait (at most `wait_seconds`) until every change published before the call is
-        applied: two more fetch rounds, and every partition read up to its high watermark."""
+        applied: two more fetch rounds, and every partition read up to its high watermark.
+        True when that happened, False after the wait (or before the feed started)."""
         if not self._positions:
-            return
+            return False
         await self._check_lost()
         target = self._rounds + 2
 
@@ -156,3 +157,5 @@ class TreeFeed:
                 "orgunit_catch_up_timeout",
                 positions={str(k): v for k, v in self._positions.items()},
             )
+            return False
+        return not self._stopped
