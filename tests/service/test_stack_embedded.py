@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -392,6 +393,7 @@ def test_huibao_up_serves_and_leaves_nothing_behind_after_sigint(tmp_path: Path)
         },
         "HUIBAO_DATA_DIR": str(tmp_path / "data"),
         **{f"HUIBAO_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        "HUIBAO_STACK_METRICS_PORT": str(free_port()),
     }
     data_dir = (tmp_path / "data").resolve() / "postgres"
     cluster = persistent_cluster_dir(data_dir) if os.geteuid() == 0 else data_dir
@@ -418,6 +420,17 @@ def test_huibao_up_serves_and_leaves_nothing_behind_after_sigint(tmp_path: Path)
         assert len(password) >= 32
         assert password not in banner, "the banner shows DATABASE_URL without its password"
         assert "DATABASE_URL=postgresql://huibao:***@127.0.0.1:" in banner
+        # `huibao up` supervises: a SIGKILLed rollup is restarted, logged as JSON, counted
+        rollup = next(
+            c for c in psutil.Process(proc.pid).children() if "huibao_rollup" in c.cmdline()
+        )
+        rollup.send_signal(signal.SIGKILL)
+        restarted = _wait_for_line(proc, '"part_restarted"', timeout=30).splitlines()[-1]
+        assert json.loads(restarted)["part"] == "rollup", restarted
+        metrics_url = env_file.read_text().split("HUIBAO_STACK_METRICS_URL=", 1)[1].split()[0]
+        assert 'huibao_stack_restarts_total{part="rollup"} 1.0' in httpx.get(metrics_url).text
+        r = httpx.get(f"http://127.0.0.1:{ports['rollup']}/health/ready", timeout=5)
+        assert r.status_code == 200, r.text
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
         assert proc.returncode == 130, out

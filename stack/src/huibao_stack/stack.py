@@ -393,6 +393,11 @@ class EmbeddedStack:
                     f"port {port} for {name} is in use (another `huibao up`?); "
                     f"set HUIBAO_{name.upper()}_PORT to another port"
                 )
+        if self.supervise and not port_is_free(self.metrics_port):
+            raise StackError(
+                f"port {self.metrics_port} for the launcher's metrics is in use (another "
+                "`huibao up`?); set HUIBAO_STACK_METRICS_PORT to another port"
+            )
 
     def _new_process(
         self, name: str, port: int, replica: int, env: Mapping[str, str] | None = None
