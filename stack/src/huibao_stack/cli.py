@@ -17,6 +17,7 @@ from huibao_platform.logs import configure_logging
 from huibao_stack.credentials import create_exclusive, redact_url
 from huibao_stack.errors import StackError
 from huibao_stack.launch import run_stack
+from huibao_stack.pg_runtime import SYSTEM_USER
 from huibao_stack.stack import EmbeddedStack, default_data_dir
 
 STACK_ENV_FILE = "stack.env"
@@ -156,7 +157,12 @@ def _print_banner(stack: EmbeddedStack) -> None:
         lines.append(f"  {name:<10} {url}   (API docs {url}/docs)")
     lines += [
         "",
-        f"  admin token   {token}",
+        f"  admin token   {token}"
+        + (
+            "   (the launcher's development default: loopback only)"
+            if stack.default_admin_token
+            else ""
+        ),
         f"    e.g. curl -H 'Authorization: Bearer {token}' {stack.urls.get('rollup', '')}/v1/roots",
         f"  DATABASE_URL={redact_url(stack.database_url)}",
         f"    (with its password in {stack.run_dir / STACK_ENV_FILE}, mode 600)",
@@ -164,8 +170,13 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  launcher metrics {stack.metrics_url} (restarts of parts that died)",
         f"  data  {stack.run_dir}",
         f"  logs  {stack.log_dir}",
-        "",
     ]
+    pg = stack.infra.postgres
+    if pg is not None and not pg.data_dir.is_relative_to(stack.run_dir):
+        lines.append(
+            f"  PostgreSQL's data  {pg.data_dir}   (as root: where {SYSTEM_USER} reaches it)"
+        )
+    lines.append("")
     print("\n".join(lines), flush=True)
 
 
