@@ -30,9 +30,10 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUIBAO_", extra="ignore", frozen=True)
 
     database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/huibao",
+        default="postgresql://huibao@127.0.0.1:5432/huibao",
         validation_alias=AliasChoices("DATABASE_URL", "HUIBAO_DATABASE_URL"),
-        description="PostgreSQL URL (DATABASE_URL).",
+        description="PostgreSQL URL (DATABASE_URL), with the password of a role that owns the "
+        "database; it needs no superuser.",
     )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
