@@ -47,6 +47,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.settings import BenchSettings
 from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
 from huibao_platform.clock import ManualClock
@@ -389,10 +390,9 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, flo
         f" ({c} counties x {t} townships x {b} branches); load {os.getloadavg()}\n"
     )
     run_dir = Path(tempfile.mkdtemp(prefix="huibao-bench-"))
+    external = BenchSettings()
     infra = Infrastructure(
-        run_dir,
-        database_url=os.environ.get("DATABASE_URL") or None,
-        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        run_dir, database_url=external.database_url, bootstrap_servers=external.bootstrap_servers
     )
     await infra.start()
     try:
