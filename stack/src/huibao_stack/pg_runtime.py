@@ -1,4 +1,4 @@
-"""Where the embedded PostgreSQL runs when the launcher is root, without opening anything up.
+"""How and where the embedded PostgreSQL runs, above all as root, without opening anything up.
 
 PostgreSQL refuses to run as root, so it runs as the system user `pgserver` in its own
 group, with no supplementary groups. That user can reach neither the wheel's binaries in a
@@ -199,3 +199,67 @@ def _fix_modes(root: Path, leaf: Path) -> None:
         if part == root or root not in part.parents:
             break
         os.chmod(part, 0o755, follow_symlinks=False)  # noqa: S103 (binaries: world-readable)
+
+
+def new_runtime_dir(base: Path, *, shared: bool) -> Path:
+    """A fresh `pgrun-*` directory in `base` (the launcher's own directory next to the
+    cluster) for one start's files: the binaries as root, pg_hba.conf, initdb's pwfile.
+    Those a killed launcher left behind go first. `shared`: the server's user reads it."""
+    for stale in base.glob("pgrun-*"):
+        st = os.lstat(stale)
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+            shutil.rmtree(stale, ignore_errors=True)
+    runtime = Path(tempfile.mkdtemp(prefix="pgrun-", dir=base))
+    if shared:
+        os.chmod(runtime, 0o755)  # noqa: S103 (binaries and pg_hba.conf: no secret)
+    return runtime
+
+
+def initdb(
+    bindir: Path,
+    data_dir: Path,
+    *,
+    runtime: Path,
+    superuser: str,
+    verifier: str,
+    account: Account | None,
+    fsync: bool,
+) -> None:
+    """Initialise `data_dir` for SCRAM password logins only, as `account` (or this user).
+
+    initdb reads the superuser's password from a file: it gets the SCRAM `verifier` (the
+    server stores it as it is), in a file only the server's user can read, removed at once.
+    """
+    pwfile = runtime / "pwfile"
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        if account is not None:
+            os.fchown(fd, account.uid, account.gid)
+        os.write(fd, verifier.encode() + b"\n")
+    finally:
+        os.close(fd)
+    argv = [
+        str(bindir / "initdb"), "-D", str(data_dir),
+        "-U", superuser, "--auth=scram-sha-256", f"--pwfile={pwfile}",
+        "-E", "UTF8", "--locale=C",
+    ]  # fmt: skip
+    if not fsync:
+        argv.append("--no-sync")
+    try:
+        result = subprocess.run(  # noqa: S603 (fixed binary from the wheel)
+            argv,
+            capture_output=True,
+            text=True,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise StartupError(
+            f"initdb failed for {data_dir} (exit {result.returncode}):\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )

@@ -18,8 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import stat
-import subprocess
 import tempfile
 import warnings
 from pathlib import Path
@@ -266,17 +264,8 @@ class EmbeddedPostgres(OwnedServer):
         return passwords
 
     def _new_runtime(self) -> Path:
-        """A fresh `pgrun-*` directory next to the cluster for this start's files (binaries as
-        root, pg_hba.conf, initdb's pwfile); those of a launcher that was killed go first."""
-        base = self.data_dir.parent  # ours: the throwaway dir, the 0711 root dir, .huibao/data
-        for stale in base.glob("pgrun-*"):
-            st = os.lstat(stale)
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
-                shutil.rmtree(stale, ignore_errors=True)
-        runtime = Path(tempfile.mkdtemp(prefix="pgrun-", dir=base))
-        if self.account is not None:  # the server user reads the binaries and pg_hba.conf
-            os.chmod(runtime, 0o755)  # noqa: S103 (binaries and pg_hba.conf: no secret)
-        return runtime
+        # next to the cluster: the throwaway dir, the root-owned 0711 dir, or .huibao/data
+        return pg_runtime.new_runtime_dir(self.data_dir.parent, shared=self.account is not None)
 
     def _drop_runtime(self) -> None:
         if self._runtime is not None:
@@ -285,43 +274,15 @@ class EmbeddedPostgres(OwnedServer):
 
     def _initdb(self, bindir: Path) -> None:
         assert self._runtime is not None
-        assert self._passwords is not None
-        # initdb reads the superuser's password from a file: give it the SCRAM verifier (the
-        # server stores it as is), readable only by the server's user, removed right after.
-        pwfile = self._runtime / "pwfile"
-        verifier = credentials.scram_verifier(self._passwords.superuser)
-        fd = credentials.create_exclusive(pwfile, verifier.encode() + b"\n")
-        acct = self.account
-        try:
-            if acct is not None:
-                os.fchown(fd, acct.uid, acct.gid)
-        finally:
-            os.close(fd)
-        argv = [
-            str(bindir / "initdb"), "-D", str(self.data_dir),
-            "-U", SUPERUSER, "--auth=scram-sha-256", f"--pwfile={pwfile}",
-            "-E", "UTF8", "--locale=C",
-        ]  # fmt: skip
-        if not self.fsync:
-            argv.append("--no-sync")
-        try:
-            result = subprocess.run(  # noqa: S603 (fixed binary from the wheel)
-                argv,
-                capture_output=True,
-                text=True,
-                user=acct.uid if acct else None,
-                group=acct.gid if acct else None,
-                extra_groups=[] if acct else None,
-                check=False,
-                timeout=120,
-            )
-        finally:
-            pwfile.unlink(missing_ok=True)
-        if result.returncode != 0:
-            raise StartupError(
-                f"initdb failed for {self.data_dir} (exit {result.returncode}):\n"
-                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-            )
+        pg_runtime.initdb(
+            bindir,
+            self.data_dir,
+            runtime=self._runtime,
+            superuser=SUPERUSER,
+            verifier=credentials.scram_verifier(self._known().superuser),
+            account=self.account,
+            fsync=self.fsync,
+        )
 
     async def _ensure_service_role(self) -> None:
         """The service role: can log in with its password, owns the Huibao databases, and
