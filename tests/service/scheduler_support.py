@@ -93,6 +93,10 @@ class RollupStub:
             if unit is not None and unit not in self.by_id:
                 raise HTTPException(404, "unknown node")
 
+        @api.get("/health/live")
+        async def live() -> dict[str, str]:  # what the scheduler's readiness asks
+            return {"status": "live", "service": "rollup"}
+
         @api.get("/v1/roots")
         async def roots() -> dict[str, Any]:
             check()
