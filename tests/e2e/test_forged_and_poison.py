@@ -164,6 +164,26 @@ POISON = [
     ("reporting", "GET", "/v1/orgunits/%00"),
     ("reporting", "GET", "/v1/orgunits/{root}%00"),
 ]
+BODIES: list[tuple[str, str, Any, str]] = [
+    ("POST", "/v1/tokens", {"unit": "{root}", "label": "a\x00b"}, "label"),
+    (
+        "POST",
+        "/v1/orgunits/{branch}/move",
+        {"parent": "{other}", "effective": "9999-12-31"},
+        "effective",
+    ),
+    ("POST", "/v1/orgunits/{branch}/close", {"effective": "0001-01-01"}, "effective"),
+    (
+        "POST",
+        "/v1/orgunits/{branch}/merge",
+        {"into": "{other}", "effective": "0999-01-01"},
+        "effective",
+    ),
+    ("PUT", "/v1/orgunits", [{"$unit": "{branch}", "effective": "9999-12-31"}], "effective"),
+    ("PUT", "/v1/orgunits", [{"$unit": "{branch}", "name": "支部\x00"}], "name"),
+    ("PUT", "/v1/orgunits", [{"$unit": "{branch}", "closed": "0000-01-01"}], "closed"),
+]
+"""Reporting request bodies holding values no store can hold (field each answer names)."""
 
 
 async def test_poison_parameters_answer_4xx_on_every_service(stack: Any) -> None:
@@ -178,3 +198,25 @@ async def test_poison_parameters_answer_4xx_on_every_service(stack: Any) -> None
             assert 400 <= r.status_code < 500, (service, path, r.status_code, r.text)
             body = r.json()
             assert body["errors"][0]["field"], (path, body)
+        branch = next(u for u in units if u["level"] == "branch")
+        other = next(u["id"] for u in units if u["level"] == "township")
+        names = {"root": root, "branch": branch["id"], "other": other}
+
+        def filled(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.format(**names)
+            if isinstance(value, list):
+                return [filled(v) for v in value]
+            if "$unit" in value:
+                return {**branch, **{k: filled(v) for k, v in value.items() if k != "$unit"}}
+            return {k: filled(v) for k, v in value.items()}
+
+        for method, path, raw, field in BODIES:
+            r = await http.request(method, stack.urls["reporting"] + filled(path), json=filled(raw))
+            assert r.status_code == 422, (path, raw, r.status_code, r.text)
+            fields = [e["field"] for e in r.json()["errors"]]
+            assert any(f == field or f.endswith("." + field) for f in fields), (path, fields)
+        r = await http.get(f"{stack.urls['reporting']}/v1/orgunits/{branch['id']}")
+        assert r.status_code == 200, r.text
+        assert r.json()["parent"] == branch["parent"], r.text  # nothing above changed it
+        assert (await http.get(f"{stack.urls['reporting']}/health/ready")).status_code == 200

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN, OrgUnit, OrgUnitChange, OrgUnitId
 from huibao_contracts.rejects import FieldError, Reason
+from huibao_contracts.storable import StorableDate
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
 from huibao_reporting.domain.events import field_errors
@@ -35,7 +36,7 @@ EFFECTIVE = "effective"
 """The optional row field (JSON key or CSV column) from which an import's change holds;
 without it, from the day of the import in the configured time zone."""
 IMPORT_COLUMNS = (*CSV_COLUMNS, EFFECTIVE)
-_DATE: TypeAdapter[dt.date] = TypeAdapter(dt.date)
+_DATE: TypeAdapter[dt.date] = TypeAdapter(StorableDate)
 UnitPath = Annotated[str, Path(pattern=ORG_UNIT_ID_PATTERN, description="Org-unit id.")]
 
 
@@ -44,7 +45,7 @@ class MoveRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     parent: OrgUnitId
-    effective: dt.date = Field(description="First day under the new parent.")
+    effective: StorableDate = Field(description="First day under the new parent.")
 
 
 class MergeRequest(BaseModel):
@@ -52,14 +53,14 @@ class MergeRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     into: OrgUnitId
-    effective: dt.date = Field(description="First day of the merged unit.")
+    effective: StorableDate = Field(description="First day of the merged unit.")
 
 
 class CloseRequest(BaseModel):
     """Close a unit from `effective` on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    effective: dt.date = Field(description="First day the unit is no longer active.")
+    effective: StorableDate = Field(description="First day the unit is no longer active.")
 
 
 def refused(e: RegistryRefusedError) -> HTTPException:

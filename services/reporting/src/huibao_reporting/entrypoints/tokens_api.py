@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, Security
 from pydantic import BaseModel, ConfigDict, Field
 
 from huibao_contracts.orgunits import OrgUnitId
+from huibao_contracts.storable import Text
 from huibao_platform.auth import Principal, TokenStore
 from huibao_platform.http import error_body
 from huibao_reporting.service_layer.registry import Registry
@@ -30,7 +31,7 @@ class TokenRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     unit: OrgUnitId
-    label: str = Field(default="", max_length=200, description="Who holds it, for the audit.")
+    label: Text = Field(default="", max_length=200, description="Who holds it, for the audit.")
     scopes: list[Scope] = Field(
         default_factory=lambda: list(_DEFAULT_SCOPES),
         min_length=1,
