@@ -269,3 +269,29 @@ def test_as_root_from_a_0700_checkout_nothing_around_it_changes(tmp_path: Path) 
         assert secret.read_text() == "root only"
     finally:
         shutil.rmtree(cluster.parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root prepares directories for another user")
+def test_as_root_a_symlinked_or_foreign_cluster_directory_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    from huibao_stack.pg_runtime import ensure_dir, server_account
+
+    account = server_account()
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    link = tmp_path / "data"
+    link.symlink_to(secret)
+    with pytest.raises(StartupError, match="not a directory"):
+        ensure_dir(link, 0o700, account)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o777)
+    foreign.chmod(0o777)
+    with pytest.raises(StartupError, match="expected uid"):
+        ensure_dir(foreign, 0o700, account)
+    assert _stat(secret) == (stat.S_IFDIR | 0o700, 0, 0)
+    assert _stat(foreign) == (stat.S_IFDIR | 0o777, 0, 0)
+    made = tmp_path / "made"
+    ensure_dir(made, 0o700, account)
+    assert _stat(made) == (stat.S_IFDIR | 0o700, account.uid, account.gid)
+    ensure_dir(made, 0o700, account)  # an existing, right one is accepted as it is
