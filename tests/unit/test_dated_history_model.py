@@ -13,12 +13,14 @@ member count in force at the period's end), must equal the model's.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import pytest
+from tests.support.dated_model import ALWAYS, Model, initial_tree, run_sequence
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import OrgUnit, OrgUnitChange
@@ -31,96 +33,44 @@ from huibao_reporting.domain.registry_changes import (
     plan_merge,
     plan_move,
 )
-from huibao_reporting.domain.registry_rules import ImportPlan, plan_import
+from huibao_reporting.domain.registry_rules import ImportKind, ImportPlan, plan_import
 from huibao_rollup.domain.tree import Tree, Version
 from huibao_rollup.domain.views import tree_metrics_of
 
 TODAY = dt.date(2026, 12, 1)
 RULES = CalendarRules()
-ALWAYS = dt.date.min
 SEEDS = int(os.environ.get("HUIBAO_HISTORY_SEEDS", "40"))
 MONTHS = [Period.parse(f"2026-{m:02d}") for m in range(1, 13)]
 SAMPLE_DAYS = [dt.date(2026, 1, 1) + dt.timedelta(days=d) for d in range(0, 365, 9)]
 
 
-def at(timeline: dict[dt.date, object], day: dt.date) -> object:
-    """The value in force on `day` (the earliest one before any dated value)."""
-    keys = sorted(timeline)
-    value = timeline[keys[0]]
-    for k in keys:
-        if k <= day:
-            value = timeline[k]
-    return value
+class Planners:
+    """The `Driver` of a sequence over a `Pipeline`."""
 
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
 
-@dataclass
-class Model:
-    """The dated tree as timelines, written from the rules, not from the code."""
+    async def import_(
+        self, units: list[OrgUnit], effectives: list[dt.date | None]
+    ) -> dict[str, int] | None:
+        counts = self.pipe.counts(units, effectives)
+        if counts is not None and counts["created"] == counts["updated"] == 0:
+            assert counts["published"] == 0, "an unchanged import published"
+        return counts
 
-    level: dict[str, str] = field(default_factory=dict)
-    parents: dict[str, dict[dt.date, str | None]] = field(default_factory=dict)
-    labels: dict[str, dict[dt.date, tuple[str, int]]] = field(default_factory=dict)
-    closed: dict[str, dt.date | None] = field(default_factory=dict)
-    merged: dict[str, str] = field(default_factory=dict)
+    async def move(self, unit: str, parent: str, when: dt.date) -> bool:
+        return self.pipe.dated(plan_move(self.pipe.view, unit, parent, when))
 
-    def add(self, u: OrgUnit) -> None:
-        self.level[u.id] = str(u.level)
-        self.parents[u.id] = {ALWAYS: u.parent}
-        self.labels[u.id] = {ALWAYS: (u.name, u.members)}
-        self.closed[u.id] = u.closed
+    async def merge(self, unit: str, into: str, when: dt.date) -> bool:
+        return self.pipe.dated(plan_merge(self.pipe.view, unit, into, when))
 
-    def row(self, u: OrgUnit, when: dt.date) -> None:
-        """An import row is the unit's state from `when` on: its parent, name and members
-        from then on, its closing its own; the stored latest state again changes nothing."""
-        if self.latest(u.id) == u:
-            return
-        if at(self.parents[u.id], dt.date.max) != u.parent:
-            self.parents[u.id][when] = u.parent
-        if self.label(u.id, when) != (u.name, u.members):
-            self.labels[u.id][when] = (u.name, u.members)
-        self.closed[u.id] = u.closed
+    async def close(self, unit: str, when: dt.date) -> bool:
+        return self.pipe.dated(plan_close(self.pipe.view, unit, when))
 
-    def latest(self, u: str) -> OrgUnit:
-        name, members = self.label(u, dt.date.max)
-        parent = at(self.parents[u], dt.date.max)
-        return OrgUnit(
-            id=u,
-            name=name,
-            level=self.level[u],  # type: ignore[arg-type]
-            parent=None if parent is None else str(parent),
-            members=members,
-            closed=self.closed[u],
-        )
-
-    def merged_away(self, u: str, day: dt.date) -> bool:
-        closed = self.closed[u]
-        return u in self.merged and closed is not None and closed <= day
-
-    def parent(self, u: str, day: dt.date) -> str | None:
-        p = self.merged[u] if self.merged_away(u, day) else at(self.parents[u], day)
-        for _ in range(64):
-            if p is None or not self.merged_away(str(p), day):
-                break
-            p = self.merged[str(p)]
-        else:
-            raise AssertionError(f"merges of {u} form a cycle on {day}")
-        return None if p is None else str(p)
-
-    def path(self, u: str, day: dt.date) -> tuple[str, ...]:
-        out = [u]
-        while (p := self.parent(out[0], day)) is not None:
-            assert p not in out, f"the parents of {u} form a cycle on {day}"
-            out.insert(0, p)
-        return tuple(out)
-
-    def label(self, u: str, day: dt.date) -> tuple[str, int]:
-        value = at(self.labels[u], day)
-        assert isinstance(value, tuple)
-        return value
-
-    def active(self, u: str, day: dt.date) -> bool:
-        closed = self.closed[u]
-        return closed is None or day < closed
+    async def latest(self, unit: str) -> OrgUnit:
+        record = self.pipe.view.get(unit)
+        assert record is not None
+        return record.unit
 
 
 class Pipeline:
@@ -152,7 +102,17 @@ class Pipeline:
         self.publish(import_changes(plan, self.view))
         return True
 
-    def dated(self, planned: list[Change] | list[object]) -> bool:
+    def counts(
+        self, units: list[OrgUnit], effectives: list[dt.date | None]
+    ) -> dict[str, int] | None:
+        plan = plan_import(units, self.view, effectives=effectives, today=TODAY)
+        if not isinstance(plan, ImportPlan):
+            return None
+        changes = import_changes(plan, self.view)
+        self.publish(changes)
+        return {kind.value: plan.count(kind) for kind in ImportKind} | {"published": len(changes)}
+
+    def dated(self, planned: Sequence[object]) -> bool:
         """Publish a dated change; False when refused or when there is nothing to do."""
         if not planned or not isinstance(planned[0], Change):
             return False
@@ -160,92 +120,17 @@ class Pipeline:
         return True
 
 
-def initial_tree() -> list[OrgUnit]:
-    units = [OrgUnit(id="c", name="市", level="city")]  # type: ignore[arg-type]
-    for k in range(1, 4):
-        units.append(OrgUnit(id=f"k{k}", name=f"县{k}", level="county", parent="c"))  # type: ignore[arg-type]
-    for t in range(1, 7):
-        units.append(
-            OrgUnit(id=f"t{t}", name=f"镇{t}", level="township", parent=f"k{(t + 1) // 2}")  # type: ignore[arg-type]
-        )
-    for b in range(1, 19):
-        units.append(
-            OrgUnit(
-                id=f"b{b:02d}",
-                name=f"支部{b}",
-                level="branch",  # type: ignore[arg-type]
-                parent=f"t{(b + 2) // 3}",
-                members=10 + b,
-            )
-        )
-    return units
-
-
-def run_sequence(seed: int, steps: int = 30) -> tuple[Pipeline, Model]:
-    rng = random.Random(seed)
+def run(seed: int, steps: int = 30) -> tuple[Pipeline, Model]:
+    """A random sequence through reporting's planners into the rollup's tree."""
     pipe, model = Pipeline(), Model()
     units = initial_tree()
     assert pipe.import_(units, [None] * len(units))
     for u in units:
         model.add(u)
-    townships = [u.id for u in units if u.level == "township"]
-    branches = [u.id for u in units if u.level == "branch"]
-
-    def day() -> dt.date:
-        return dt.date(2026, 1, 1) + dt.timedelta(days=rng.randint(0, 364))
-
-    def latest(unit: str) -> OrgUnit:
-        record = pipe.view.get(unit)
-        assert record is not None
-        return record.unit
-
-    for step in range(steps):
-        op = rng.choice(["rename", "rename", "move", "move", "reparent", "merge", "close", "same"])
-        u = rng.choice(townships + branches + branches)
-        level = model.level[u]
-        if op == "rename":
-            when = day() if rng.random() < 0.7 else None
-            name, members = f"{u}-{step}", rng.randint(0, 60)
-            row = latest(u).model_copy(update={"name": name, "members": members})
-            if pipe.import_([row], [when]):
-                model.row(row, when or TODAY)
-        elif op in ("move", "reparent"):
-            pool = ["k1", "k2", "k3"] if level == "township" else townships
-            parent, when = rng.choice(pool), day()
-            if op == "move":
-                if pipe.dated(plan_move(pipe.view, u, parent, when)):
-                    model.parents[u][when] = parent
-            else:
-                row = latest(u).model_copy(update={"parent": parent})
-                if row.parent != latest(u).parent and pipe.import_([row], [when]):
-                    model.row(row, when)
-        elif op == "merge":
-            pool = townships if level == "township" else branches
-            into, when = rng.choice(pool), day()
-            kids = [
-                c
-                for c in model.parents
-                if at(model.parents[c], when) == u
-                and (model.closed[c] is None or model.closed[c] > when)  # type: ignore[operator]
-            ]
-            if pipe.dated(plan_merge(pipe.view, u, into, when)):
-                model.closed[u], model.merged[u] = when, into
-                for c in kids:
-                    model.parents[c][when] = into
-        elif op == "close":
-            when = day()
-            if rng.random() < 0.5:
-                if pipe.dated(plan_close(pipe.view, u, when)):
-                    model.closed[u] = when
-            elif level == "branch" and u not in model.merged:
-                row = latest(u).model_copy(update={"closed": when})
-                if row.opened is None or row.opened < when:
-                    assert pipe.import_([row], [None])
-                    model.row(row, TODAY)
-        else:  # a re-import of what is stored changes nothing
-            generation = pipe.tree.generation
-            assert pipe.import_([latest(x) for x in model.level], [None] * len(model.level))
-            assert pipe.tree.generation == generation, f"step {step}: a no-op import published"
+    done = asyncio.run(
+        run_sequence(Planners(pipe), model, random.Random(seed), units, TODAY, steps)
+    )
+    assert sum(done.values()) > 0, done
     return pipe, model
 
 
@@ -261,7 +146,7 @@ def facts(seed: int) -> list[tuple[str, dt.date, int]]:
 
 @pytest.mark.parametrize("seed", range(SEEDS))
 def test_random_histories_equal_the_model(seed: int) -> None:
-    pipe, model = run_sequence(seed)
+    pipe, model = run(seed)
     tree = pipe.tree
     for u in model.level:
         for d in SAMPLE_DAYS:
