@@ -114,6 +114,24 @@ async def test_csv_import(reporting: ReportingService) -> None:
         headers={"Content-Type": "text/csv"},
     )
     assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "[0].members")
+    # a dated rename and member count: the history before it stays
+    dated = "id,name,level,parent,members,effective\nrgcsv.b1,新名,branch,rgcsv.t1,35,2026-09-01\n"
+    r = await reporting.client.put(
+        "/v1/orgunits", content=dated.encode(), headers={"Content-Type": "text/csv"}
+    )
+    assert r.json() == {"created": 0, "updated": 1, "unchanged": 0}, r.text
+    body = (await reporting.client.get("/v1/orgunits/rgcsv.b1")).json()
+    assert (body["name"], body["members"]) == ("新名", 35)
+    assert body["labels"] == [
+        {"valid_from": None, "name": "第一村党支部", "members": 31},
+        {"valid_from": "2026-09-01", "name": "新名", "members": 35},
+    ]
+    r = await reporting.client.put(
+        "/v1/orgunits",
+        content=dated.replace("2026-09-01", "soon").encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "[0].effective")
 
 
 async def test_move_merge_close_with_effective_dates(reporting: ReportingService) -> None:

@@ -155,6 +155,14 @@ def orgunits_router(
                 }
                 for p in found.record.placements
             ],
+            "labels": [
+                {
+                    "valid_from": None if x.valid_from == dt.date.min else x.valid_from.isoformat(),
+                    "name": x.name,
+                    "members": x.members,
+                }
+                for x in found.record.all_labels
+            ],
         }
 
     @router.post("/v1/orgunits/{unit_id}/move", summary="Move a unit from an effective date")
