@@ -8,20 +8,24 @@ read from the rollup say the same.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from tests.service.rollup_support import ADMIN, Client, Harness, accepted
+from tests.service.rollup_support import ADMIN, Client, Harness, accepted, changes
 from tests.support.waits import wait_until
 
 from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.orgunits import OrgUnitChange
 from huibao_contracts.periods import Period
 from huibao_platform.clock import ManualClock
 from huibao_rollup.adapters import pg_admin
 from huibao_rollup.adapters.postgres import Repository
+from huibao_rollup.domain.tree import Tree, Version
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.domain.feedback import Member, Round
 from huibao_scheduler.effects import EffectGatherer
@@ -32,6 +36,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 PD = "huibao.party_day.held.v1"
 SH = dt.timezone(dt.timedelta(hours=8))
 FIGURES = ("expected", "held", "on_time", "late", "unexpected")
+RULES = CalendarRules()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -284,3 +289,121 @@ async def test_a_quarter_in_progress_counts_only_months_whose_party_day_has_come
             return (m["party_day.expected"], m["party_day.held"]) == (6, 3)
 
         await wait_until(june_counts, timeout=10)
+
+
+RANDOM_SEEDS = [int(s) for s in os.environ.get("HUIBAO_COMPLETENESS_SEEDS", "7").split(",")]
+"""Seeds of the randomised test (`HUIBAO_COMPLETENESS_SEEDS=1,2,3` for more)."""
+MONTHS = ("2026-05", "2026-06")
+
+
+def model_tree(changes: list[tuple[str, bytes]]) -> Tree:
+    """The dated tree the published changes describe (the model's own copy)."""
+    tree = Tree()
+    for _, raw in changes:
+        tree.apply(Version.of(OrgUnitChange.model_validate_json(raw)))
+    return tree
+
+
+def model_figures(
+    tree: Tree, reports: dict[tuple[str, str], dt.datetime], node: str, month: str
+) -> dict[str, int]:
+    """What the completeness rules say for `node` and `month`, from the tree and the reports
+    sent (unit, month) → recorded instant."""
+    period = Period.parse(month)
+    day = RULES.party_day_date(period)
+    expected = set(tree.snapshot(day).active_branches_under(node))
+    held = {u: t for (u, m), t in reports.items() if m == month and u in expected}
+    on_time = sum(1 for t in held.values() if t <= RULES.deadline(period))
+    unexpected = sum(
+        1
+        for (u, m) in reports
+        if m == month
+        and u not in expected
+        and node in tree.path_on(u, day)
+        and not tree.is_active_branch(u, day)
+    )
+    return {
+        "expected": len(expected),
+        "held": len(held),
+        "on_time": on_time,
+        "late": len(held) - on_time,
+        "unexpected": unexpected,
+    }
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+async def test_random_moves_and_closes_around_the_party_day_keep_every_node_consistent(
+    harness: Harness, seed: int
+) -> None:
+    """Reports, then dated moves and closes (some before, some after the 26th, some in the
+    month before), then more reports, in rounds: after each round every node's summary and
+    completeness equal the model of the dated tree, and a rebuild equals the live figures."""
+    rng = random.Random(seed)
+    towns = [f"rz.c{c}.t{t}" for c in (1, 2) for t in (1, 2)]
+    tree = [unit("rz", "city", None)]
+    tree += [unit(f"rz.c{c}", "county", "rz") for c in (1, 2)]
+    tree += [unit(t, "township", t.rsplit(".", 1)[0]) for t in towns]
+    branches = []
+    for i in range(14):
+        town = rng.choice(towns)
+        dates = {"opened": f"2026-06-{rng.randint(20, 28)}"} if i % 7 == 6 else {}
+        branches.append(unit(f"{town}.b{i}", "branch", town, **dates))
+    tree += branches
+    published = changes(tree)
+    await harness.produce(harness.orgunit_topic, published)
+    reports: dict[tuple[str, str], dt.datetime] = {}
+    seq = 1000
+    latest = {u["id"]: u for u in tree}
+
+    def some_reports(n: int) -> list[tuple[str, bytes]]:
+        out = []
+        free = [(b["id"], m) for b in branches for m in MONTHS if (b["id"], m) not in reports]
+        for uid, month in rng.sample(free, min(n, len(free))):
+            day = f"{month}-{rng.randint(1, 28):02d}"
+            late = rng.random() < 0.25
+            when = f"{month[:5]}{int(month[5:]) + 1:02d}-02T09:00:00+08:00" if late else None
+            time = when or f"{day}T20:00:00+08:00"
+            reports[(uid, month)] = dt.datetime.fromisoformat(time)
+            out.append(report(uid, day, time))
+        return out
+
+    def some_changes(n: int) -> list[tuple[str, bytes]]:
+        nonlocal seq
+        out = []
+        for b in rng.sample(branches, n):
+            seq += 1
+            when = f"2026-0{rng.choice((5, 6))}-{rng.randint(1, 28):02d}"
+            u = latest[b["id"]]
+            if rng.random() < 0.7 or "opened" in u:  # (closing needs no `opened` to beat)
+                u = {**u, "parent": rng.choice([t for t in towns if t != u["parent"]])}
+                kind = "move"
+            else:
+                u = {**u, "closed": when}
+                kind = "close"
+            latest[u["id"]] = u
+            out += changes([u], first_seq=seq, kind=kind, effective=when)
+        return out
+
+    clock = ManualClock(dt.datetime(2026, 7, 15, 12, tzinfo=SH))
+    nodes = [u["id"] for u in tree]
+    async with harness.replica(clock=clock) as rollup:
+        for round_ in range(3):
+            await harness.events(some_reports(6))
+            if round_:
+                moved = some_changes(4)
+                published += moved
+                await harness.produce(harness.orgunit_topic, moved)
+            model = model_tree(published)
+
+            async def agrees(model: Tree = model) -> bool:
+                for month in MONTHS:
+                    for node in nodes:
+                        body = await completeness(rollup, node, month)
+                        want = model_figures(model, reports, node, month)
+                        assert {f: body[f] for f in FIGURES} == want, (node, month)
+                return True
+
+            await wait_until(agrees, timeout=30)
+            for month in MONTHS:
+                await assert_agrees_everywhere(rollup, nodes, month)
+    await assert_rebuild_matches(harness)
