@@ -221,7 +221,7 @@ async def serve_metrics(metrics: StackMetrics, port: int) -> asyncio.Server:
             )
             writer.write(head.encode() + body)
             await writer.drain()
-        except (OSError, TimeoutError, UnicodeError):
+        except (OSError, TimeoutError, ValueError):  # a line over 64 KiB: ValueError
             pass
         finally:
             writer.close()
