@@ -55,7 +55,8 @@ def republished(
     (published again with what changed) are upserts. `view` holds the registry after
     the change (`record` included) with every ancestor."""
     out: list[Change] = []
-    for point in record.points():
+    points = record.points()
+    for point in points:
         if point < since:
             continue
         out.append(
@@ -65,7 +66,7 @@ def republished(
                 record,
                 view.path_on(record.id, point),
                 record.merged_into,
-                record.state_on(point),
+                None if len(points) == 1 else record.state_on(point),  # one point: the unit
             )
         )
     return out
