@@ -8,6 +8,7 @@ directory, and changes no mode or owner it did not create, symlinks included.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -141,16 +142,89 @@ def test_a_symlinked_or_loose_password_file_is_refused(tmp_path: Path) -> None:
     assert len(passwords.service) >= 40
 
 
-async def test_an_old_trust_data_directory_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    old = tmp_path / "data" / "postgres"
-    old.mkdir(parents=True, mode=0o700)
-    (old / "PG_VERSION").write_text("16\n")  # what an older launcher left (trust auth)
-    pg = EmbeddedPostgres(old, log_path=tmp_path / "pg.log")
-    with pytest.raises(StartupError, match="older launcher") as caught:
+OLD_SCHEMA = """CREATE SCHEMA app;
+
+CREATE TABLE app.kept (id serial PRIMARY KEY, x int NOT NULL);
+
+CREATE TYPE app.mood AS ENUM ('ok', 'not ok');
+
+CREATE FUNCTION app.twice(v int) RETURNS int LANGUAGE sql AS 'SELECT 2 * v';
+
+CREATE VIEW app.doubled AS SELECT id, app.twice(x) AS x FROM app.kept;
+
+INSERT INTO app.kept (x) VALUES (21);
+
+"""
+
+
+def _old_trust_cluster(launcher_dir: Path) -> None:
+    """What the launcher before password authentication left: initdb --auth=trust, the
+    database and its objects owned by the superuser `postgres`."""
+    from huibao_stack.pg_runtime import mirror_binaries, server_account
+    from huibao_stack.postgres import binaries
+
+    account = server_account() if AS_ROOT else None
+    ids = {"user": account.uid, "group": account.gid, "extra_groups": []} if account else {}
+    install = binaries()
+    bindir = install
+    if account is not None:  # the old launcher opened the checkout up; this test never does
+        bindir = mirror_binaries(
+            install.parent, install.parents[2] / "pgserver.libs", launcher_dir.parent
+        )
+        os.chown(launcher_dir, account.uid, account.gid)
+    for argv, sql in [
+        ([str(bindir / "initdb"), "-D", str(launcher_dir), "-U", "postgres", "--auth=trust",
+          "--no-sync"], None),
+        ([str(bindir / "postgres"), "--single", "-j", "-D", str(launcher_dir), "postgres"],
+         "CREATE DATABASE huibao;\n\n"),
+        ([str(bindir / "postgres"), "--single", "-j", "-D", str(launcher_dir), "huibao"],
+         OLD_SCHEMA),
+    ]:  # fmt: skip
+        done = subprocess.run(argv, input=sql, capture_output=True, text=True, check=False, **ids)  # type: ignore[call-overload]
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "ERROR" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+async def test_an_old_trust_cluster_is_adopted_with_its_data(tmp_path: Path) -> None:
+    from huibao_stack.pg_runtime import private_temp_dir
+
+    # reachable by the server's user, as the old launcher had made it
+    base = private_temp_dir("huibao-old-", 0o711) if AS_ROOT else tmp_path
+    try:
+        launcher_dir = base / "postgres"
+        launcher_dir.mkdir(mode=0o700)
+        await asyncio.to_thread(_old_trust_cluster, launcher_dir)
+        pg = EmbeddedPostgres(launcher_dir, log_path=tmp_path / "pg.log")
         await pg.start()
-    assert "start afresh" in str(caught.value)
-    assert not pg.password_file.exists(), "nothing made for a directory it refuses"
-    assert not pg.running()
+        try:
+            assert pg.password_file.exists()
+            assert stat.S_IMODE(os.lstat(pg.password_file).st_mode) == 0o600
+            host = f"127.0.0.1:{pg.port}"
+            with pytest.raises(REFUSED):
+                await asyncpg.connect(f"postgresql://postgres@{host}/huibao", timeout=5)
+            conn = await asyncpg.connect(pg.database_url)
+            try:
+                assert not await conn.fetchval(
+                    "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                )
+                await conn.execute("INSERT INTO app.kept (x) VALUES (1)")  # its sequence too
+                assert await conn.fetchval("SELECT sum(x) FROM app.doubled") == 44
+                await conn.execute("ALTER TABLE app.kept ADD COLUMN mood app.mood")
+                await conn.execute("CREATE TABLE app.more (y int)")  # owns the schema
+            finally:
+                await conn.close()
+            await pg.restart()  # the new password file is used from now on
+            conn = await asyncpg.connect(pg.database_url)
+            assert await conn.fetchval("SELECT count(*) FROM app.kept") == 2
+            await conn.close()
+        finally:
+            await pg.close()
+            if AS_ROOT:
+                assert not launcher_dir.exists(), "moved where the server's user reaches it"
+                shutil.rmtree(pg.data_dir.parent, ignore_errors=True)
+    finally:
+        if AS_ROOT:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_redacted_urls_keep_everything_but_the_password() -> None:

@@ -81,6 +81,17 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> int:
     return fd
 
 
+def new_passwords() -> Passwords:
+    """Two fresh random passwords (256 bits each)."""
+    return Passwords(superuser=secrets.token_urlsafe(32), service=secrets.token_urlsafe(32))
+
+
+def save(path: Path, passwords: Passwords) -> None:
+    """Write `passwords` to a new file `path` (mode 0600; never over an existing one)."""
+    body = json.dumps({SUPERUSER: passwords.superuser, SERVICE_ROLE: passwords.service})
+    os.close(create_exclusive(path, body.encode() + b"\n"))
+
+
 def load_or_create(path: Path) -> tuple[Passwords, bool]:
     """The passwords kept in `path`, made (random, 256 bits each) when the file is missing.
 
@@ -90,10 +101,9 @@ def load_or_create(path: Path) -> tuple[Passwords, bool]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        fresh = Passwords(superuser=secrets.token_urlsafe(32), service=secrets.token_urlsafe(32))
-        body = json.dumps({SUPERUSER: fresh.superuser, SERVICE_ROLE: fresh.service})
+        fresh = new_passwords()
         try:
-            os.close(create_exclusive(path, body.encode() + b"\n"))
+            save(path, fresh)
         except FileExistsError:  # someone else made it meanwhile: read theirs (checked)
             return load_or_create(path)
         return fresh, True

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
-from huibao_stack import credentials, pg_runtime
+from huibao_stack import credentials, pg_migrate, pg_runtime
 from huibao_stack.children import Child, OwnedServer, free_port, tail
 from huibao_stack.credentials import SERVICE_ROLE, SUPERUSER, Passwords
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
@@ -143,7 +143,7 @@ class EmbeddedPostgres(OwnedServer):
         install = binaries()
         self._drop_runtime()
         self._prepare_dirs()
-        self._passwords = self._load_passwords()
+        self._passwords, adopt = self._load_passwords()
         self._runtime = self._new_runtime()
         bindir = install
         if self.account is not None:
@@ -153,6 +153,8 @@ class EmbeddedPostgres(OwnedServer):
             self._initdb(bindir)
         hba = self._runtime / "pg_hba.conf"
         os.close(credentials.create_exclusive(hba, HBA.encode(), 0o644))
+        if adopt:
+            self._adopt(bindir, hba)
         argv = [
             str(bindir / "postgres"),
             "-D", str(self.data_dir),
@@ -241,27 +243,51 @@ class EmbeddedPostgres(OwnedServer):
             return
         self.account = pg_runtime.server_account()
         if not self.throwaway:
-            if (self.launcher_dir / "PG_VERSION").exists():
-                raise StartupError(
-                    f"{self.launcher_dir} holds a PostgreSQL cluster of an older launcher "
-                    "(trust authentication, inside the checkout). As root the launcher now "
-                    f"keeps the cluster in {self.data_dir}; remove the old one "
-                    f"(`rm -rf {self.launcher_dir}`, its data is lost) to start afresh"
-                )
             pg_runtime.prepare_persistent_parent(self.data_dir, self.launcher_dir)
+            if (self.launcher_dir / "PG_VERSION").exists():  # an older launcher's, in the checkout
+                if self.data_dir.exists():
+                    raise StartupError(
+                        f"{self.launcher_dir} holds an older launcher's PostgreSQL cluster, and "
+                        f"{self.data_dir} one of its own: remove one of them"
+                    )
+                pg_migrate.move_cluster(self.launcher_dir, self.data_dir)
+                log.warning("postgres: moved %s to %s", self.launcher_dir, self.data_dir)
         pg_runtime.ensure_dir(self.data_dir, 0o700, self.account)
 
-    def _load_passwords(self) -> Passwords:
+    def _load_passwords(self) -> tuple[Passwords, bool]:
+        """The cluster's passwords, and whether it must first be adopted: a cluster without a
+        password file is an older launcher's (trust) or lost its file; its new passwords are
+        saved only once the adoption has worked."""
         if (self.data_dir / "PG_VERSION").exists() and not self.password_file.exists():
-            raise StartupError(
-                f"{self.data_dir} has no password file {self.password_file}: it was "
-                "initialised by an older launcher with trust authentication, or the file was "
-                "removed. Remove the data directory to start afresh (its data is lost)"
-            )
+            return credentials.new_passwords(), True
         passwords, made = credentials.load_or_create(self.password_file)
         if made:
             log.info("postgres: new passwords in %s (mode 600)", self.password_file)
-        return passwords
+        return passwords, False
+
+    def _adopt(self, bindir: Path, hba: Path) -> None:
+        passwords = self._known()
+        log.warning(
+            "postgres: %s has no password file: bringing it under password authentication",
+            self.data_dir,
+        )
+        databases = pg_migrate.adopt_trust_cluster(
+            bindir,
+            self.data_dir,
+            superuser=SUPERUSER,
+            superuser_verifier=credentials.scram_verifier(passwords.superuser),
+            role=SERVICE_ROLE,
+            account=self.account,
+            hba=hba,
+        )
+        credentials.save(self.password_file, passwords)
+        log.warning(
+            "postgres: %s now needs passwords (in %s); %s given to role %s",
+            self.data_dir,
+            self.password_file,
+            ", ".join(databases) or "no database",
+            SERVICE_ROLE,
+        )
 
     def _new_runtime(self) -> Path:
         # next to the cluster: the throwaway dir, the root-owned 0711 dir, or .huibao/data
