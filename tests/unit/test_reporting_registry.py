@@ -240,3 +240,17 @@ def test_merges_never_chain() -> None:
     changes = plan_merge(view, "t1", "t3", D(2026, 8, 1))
     view = view.with_records(c.record for c in changes if isinstance(c, Change))
     assert errors(plan_merge(view, "t3", "t1", D(2026, 7, 1))) == [("into", Reason.UNIT_INACTIVE)]
+
+
+def test_reopening_a_merged_unit_by_import_ends_the_merge() -> None:
+    view = view_of([*tree(), unit("t3", "township", "k1")])
+    changes = [c for c in plan_merge(view, "t1", "t3", D(2026, 8, 1)) if isinstance(c, Change)]
+    view = view.with_records(c.record for c in changes)
+    merged = view.get("t1")
+    assert merged is not None
+    assert merged.merged_into == "t3"
+    plan = plan_import([merged.unit.model_copy(update={"closed": None})], view)
+    assert isinstance(plan, ImportPlan)
+    [reopened] = plan.units
+    assert (reopened.record.unit.closed, reopened.record.merged_into) == (None, None)
+    assert {c.merged_into for c in import_changes(plan, view)} == {None}

@@ -62,8 +62,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], 
                      $7::date[], $8::text[], $9::bigint[])
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level,
     parent = EXCLUDED.parent, members = EXCLUDED.members, opened = EXCLUDED.opened,
-    closed = EXCLUDED.closed, merged_into = COALESCE(EXCLUDED.merged_into,
-    reporting.orgunits.merged_into), seq = EXCLUDED.seq, updated_at = now()
+    closed = EXCLUDED.closed, merged_into = EXCLUDED.merged_into, seq = EXCLUDED.seq,
+    updated_at = now()
 """
 
 
@@ -153,7 +153,7 @@ async def store_changes(conn: Conn, changes: Sequence[Change]) -> list[OrgUnitCh
         [u.members for u in units],
         [u.opened for u in units],
         [u.closed for u in units],
-        [c.record.merged_into or c.merged_into for c, _ in last.values()],
+        [c.record.merged_into for c, _ in last.values()],
         [seq for _, seq in last.values()],
     )
     ids = list(last)

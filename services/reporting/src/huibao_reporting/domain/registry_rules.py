@@ -174,9 +174,9 @@ def imported(
     if (label.name, label.members) != (u.name, u.members):
         record, since = record.with_label(day, u.name, u.members), min(since, day)
     if (old.unit.opened, old.unit.closed) != (u.opened, u.closed):
-        record = record.with_unit(
-            record.unit.model_copy(update={"opened": u.opened, "closed": u.closed})
-        )
+        unit = record.unit.model_copy(update={"opened": u.opened, "closed": u.closed})
+        into = record.merged_into if u.closed is not None else None  # reopened: not merged
+        record = UnitRecord(unit, record.placements, record.labels, into, record.marks)
         since = SINCE_ALWAYS
     return record, since
 
