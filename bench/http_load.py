@@ -5,9 +5,9 @@ and its latency is measured from that scheduled instant to the last byte of its 
 When the server (or this client) falls behind, requests wait in a backlog for a free
 connection and that wait is counted: coordinated omission is not hidden (the approach of
 wrk2). The connections are bench/http_client.py's. A full client costs too much here:
-httpx at 500 req/s took ~1,170 µs of CPU per request against this one's ~190, and its own
-queueing put ~180 ms on the p99 (docs/scaling.md); `client_cpu_us_per_request` says what
-this one costs in each run.
+httpx at 500 req/s took 1,000-5,400 µs of CPU per request against this one's ~190, and
+its own queueing put 5 ms to 45 s on the p99 (docs/scaling.md, "Query latency");
+`client_cpu_us_per_request` says what this one costs in each run.
 
     result = await run_load("http://127.0.0.1:8002", token, paths, rate=500, duration=15)
 

@@ -11,7 +11,7 @@ and times the summary and children queries on the loaded tables.
 
 Without `--database` / `--bootstrap` it starts an embedded PostgreSQL and broker itself.
 
-    uv run python bench/rollup_apply_rate.py --events 100000 --runs 3
+    .venv/bin/python -m bench.rollup_apply_rate --events 100000 --runs 3
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psutil
+from tests.support.waits import wait_until
 
 from huibao_rollup.domain import tree as tree_module
 from huibao_rollup.domain.tree import ALWAYS, Tree, Version
@@ -147,8 +148,11 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0
         start = asyncio.create_task(
             stack.add_replica("rollup", env={"DATABASE_URL": url, "HUIBAO_CONSUME_EVENTS": "false"})
         )
-        while not stack.replicas("rollup") or stack.replicas("rollup")[0].pid is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+
+        def started_replica() -> bool:
+            return bool(stack.replicas("rollup")) and stack.replicas("rollup")[0].pid is not None
+
+        await wait_until(started_replica, timeout=600, interval=0.1, message="the rollup")
         proc_pid.append(stack.replicas("rollup")[0].pid or 0)
         proc = await start
         out["ready_s"] = round(time.perf_counter() - started, 1)

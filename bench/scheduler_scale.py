@@ -13,10 +13,10 @@ relay has published the outbox to Kafka; each line also gives the peak RSS of th
 The stand-in answers from memory, so the walk time is the scheduler's side of the HTTP
 conversation plus a cheap server; against the real rollup add its query time.
 
-    .venv/bin/python bench/scheduler_scale.py                       # embedded PostgreSQL + Tansu
-    .venv/bin/python bench/scheduler_scale.py --total 1000000
-    .venv/bin/python bench/scheduler_scale.py --branches 7000 --skip-month
-    DATABASE_URL=... KAFKA_BOOTSTRAP_SERVERS=... .venv/bin/python bench/scheduler_scale.py
+    .venv/bin/python -m bench.scheduler_scale                       # embedded PostgreSQL + Tansu
+    .venv/bin/python -m bench.scheduler_scale --total 1000000
+    .venv/bin/python -m bench.scheduler_scale --branches 7000 --skip-month
+    DATABASE_URL=... KAFKA_BOOTSTRAP_SERVERS=... .venv/bin/python -m bench.scheduler_scale
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tests.support.waits import wait_until
 
+from bench.common import ROOT
 from bench.settings import BenchSettings
 from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
@@ -305,19 +307,19 @@ async def serve(args: argparse.Namespace) -> AsyncIterator[str]:
     shape = ["--counties", str(args.counties), "--townships", str(args.townships)]
     shape += ["--branches", str(args.branches)]
     child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", str(port), *shape
+        sys.executable, "-m", "bench.scheduler_scale", "--serve", str(port), *shape, cwd=ROOT
     )
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=url) as probe:
-            while True:
-                if child.returncode is not None:
-                    raise RuntimeError(f"the stand-in exited with {child.returncode}")
-                try:
-                    if (await probe.get("/v1/roots")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.2)
+
+            async def up_or_gone() -> bool:
+                gone = child.returncode is not None
+                return gone or (await probe.get("/v1/roots")).status_code == 200
+
+            await wait_until(up_or_gone, timeout=600, interval=0.2, message="the stand-in")
+            if child.returncode is not None:
+                raise RuntimeError(f"the stand-in exited with {child.returncode}")
         yield url
     finally:
         if child.returncode is None:
@@ -363,11 +365,12 @@ def timed(label: str, figures: dict[str, float], peaks: dict[str, float]) -> Ite
 
 async def drained(url: str) -> None:
     conn = await asyncpg.connect(url)
+
+    async def empty() -> bool:
+        return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM scheduler.outbox)")
+
     try:
-        while await conn.fetchval(  # noqa: ASYNC110 (polling the relay's progress)
-            "SELECT EXISTS (SELECT 1 FROM scheduler.outbox)"
-        ):
-            await asyncio.sleep(0.1)
+        await wait_until(empty, timeout=3600, interval=0.1, message="the scheduler's outbox")
     finally:
         await conn.close()
 
