@@ -123,26 +123,40 @@ async def test_random_sequences_over_the_stack_equal_the_model(stack: Any, seed:
     async with httpx.AsyncClient(headers=auth, timeout=30) as client:
         http = Http(client, rep)
         assert await http.import_(units, [None] * len(units)) is not None
-        events = [
-            cloudevent(
-                "huibao.lesson.delivered.v1",
-                unit,
-                {
-                    "activity_id": f"{p}-{i}",
-                    "date": day.isoformat(),
-                    "speaker_role": "expert",
-                    "topic": "党课",
-                    "audience": audience,
-                },
-                id=f"{p}-{i}",
-            )
-            for i, (unit, day, audience) in enumerate(lessons)
-        ]
-        r = await client.post(f"{rep}/v1/events", json=events)
-        assert r.status_code == 200, r.text
-        assert {x["status"] for x in r.json()["results"]} == {"accepted"}, r.text
+
+        async def report(batch: list[tuple[str, dt.date, int]], first: int) -> list[int]:
+            """Post lessons; the indexes (in `batch`) reporting accepted."""
+            events = [
+                cloudevent(
+                    "huibao.lesson.delivered.v1",
+                    unit,
+                    {
+                        "activity_id": f"{p}-{first + i}",
+                        "date": day.isoformat(),
+                        "speaker_role": "expert",
+                        "topic": "党课",
+                        "audience": audience,
+                    },
+                    id=f"{p}-{first + i}",
+                )
+                for i, (unit, day, audience) in enumerate(batch)
+            ]
+            r = await client.post(f"{rep}/v1/events", json=events)
+            assert r.status_code in (200, 422), r.text
+            statuses = [x["status"] for x in r.json()["results"]]
+            assert set(statuses) <= {"accepted", "rejected"}, statuses
+            return [i for i, status in enumerate(statuses) if status == "accepted"]
+
+        assert len(await report(lessons, 0)) == len(lessons)
         done = await run_sequence(http, model, rng, units, today, steps=25)
         assert done["move"] + done["reparent"] + done["merge"] + done["close"] > 0, done
+        # more lessons on the changed tree: those of closed or merged branches are refused
+        later = [
+            (b, START + dt.timedelta(days=rng.randint(0, (last - START).days)), rng.randint(1, 50))
+            for b in branches
+            for _ in range(2)
+        ]
+        lessons += [later[i] for i in await report(later, len(lessons))]
         want = expected(model, lessons)
 
         async def got() -> dict[tuple[str, str], Any]:
