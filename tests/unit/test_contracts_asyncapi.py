@@ -143,6 +143,7 @@ def test_who_publishes_and_who_consumes_each_topic() -> None:
     assert set(rollup) == {
         ("receive", topics.ACTIVITY_ACCEPTED),
         ("receive", topics.ORGUNIT_CHANGES),
+        ("send", topics.ACTIVITY_REJECTED),  # accepted records failing the contract models
     }
     assert set(scheduler) == {("send", t) for t in SCHEDULER_TYPES}
     assert (

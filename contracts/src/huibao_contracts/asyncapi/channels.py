@@ -142,7 +142,11 @@ def rejected_channel(schemas: SchemaSet) -> Channel:
                         '"message":"attendees cannot exceed members"}]'
                     ],
                 },
-                "huibao_channel": {"enum": ["http", "kafka"], "description": "Where it came in."},
+                "huibao_channel": {
+                    "enum": ["http", "kafka", "rollup"],
+                    "description": "Where it came in (`rollup`: a record of the accepted "
+                    "topic that fails the contract models, refused by the rollup).",
+                },
             },
         },
     )

@@ -141,9 +141,11 @@ def documents() -> dict[str, dict[str, Any]]:
         "rollup",
         "Consumes accepted activity and org-unit changes and keeps the aggregates of every "
         "node and period, exactly once (applied offsets and revisions are stored with the "
-        "aggregate change). Publishes nothing; its results are served over HTTP.",
+        "aggregate change); its results are served over HTTP. It validates every accepted "
+        "record against the same contract models and publishes what fails (a record "
+        "reporting did not write) to the reject topic, with `huibao_channel: rollup`.",
         roll,
-        sends=(),
+        sends=(rejected_channel(roll),),
         receives=(accepted_r, orgunit_channel(roll)),
     )
     sch = SchemaSet()
