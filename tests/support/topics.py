@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from huibao_contracts.topics import PARTITIONS
 from tests.support.waits import wait_until
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
 async def read_topic(bootstrap: str, topic: str, partitions: int | None = None) -> list[Record]:

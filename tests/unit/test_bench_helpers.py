@@ -84,7 +84,9 @@ def test_query_mix_alternates_and_repeats_itself() -> None:
     assert all(pick(i)[1] in tree.of_level("county") for i in range(1, 40, 4))
     assert mix_paths(tree, months, 50, seed=5) == mix_paths(tree, months, 50, seed=5)
     assert mix_paths(tree, months, 50, seed=5) != mix_paths(tree, months, 50, seed=6)
-    label, path = mix_paths(tree, months, 2, seed=5)[1]  # type: ignore[misc]
+    second = mix_paths(tree, months, 2, seed=5)[1]
+    assert isinstance(second, tuple)
+    label, path = second
     assert label == "children"
     assert path.startswith("/v1/nodes/")
     assert "metric=party_day.held" in path

@@ -6,10 +6,12 @@ a server that drops idle connections, errors, garbage and silence."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from bench.http_load import run_load
+from bench.query_mix import PathSpec
 
 Answer = Callable[[bytes], list[bytes]]
 """The raw request line → the pieces of the answer, written one by one."""
@@ -81,7 +83,7 @@ async def server(
             await asyncio.wait(handlers, timeout=5)
 
 
-async def load(port: int, paths: list[str], **kw: float) -> dict:  # type: ignore[type-arg]
+async def load(port: int, paths: Sequence[PathSpec], **kw: float) -> dict[str, Any]:
     rate = kw.pop("rate", 200)
     duration = kw.pop("duration", 0.5)
     return await run_load(
