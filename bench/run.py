@@ -44,6 +44,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from pydantic import ValidationError
 from tests.support.waits import WaitTimeoutError
 
 from bench.city import city_phase
@@ -106,8 +107,12 @@ def save(out: dict[str, Any], started: dt.datetime, sha: str, results: Path = RE
 
 
 async def main() -> int:
-    """Run `make bench`; 1 when a phase failed."""
-    cfg = BenchSettings()
+    """Run `make bench`; 1 when a phase failed, 2 when the settings are refused."""
+    try:
+        cfg = BenchSettings()
+    except ValidationError as e:
+        print(f"make bench: {e}", file=sys.stderr)
+        return 2
     started = dt.datetime.now(dt.UTC)
     sha = git_sha()
     out = run_header(cfg, started, sha)

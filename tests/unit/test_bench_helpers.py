@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from bench import run as bench_run
 from bench.common import TARGETS, pct
 from bench.generate import city_tree
 from bench.query_mix import mix_paths, query_mix
@@ -177,3 +178,13 @@ def test_bench_has_no_import_cycle() -> None:
     for name in sorted(graph):
         visit(name, [])
     assert {"run", "city", "query_load", "http_load"} <= set(graph)
+
+
+async def test_make_bench_refuses_bad_settings_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BENCH_PHASES", "nightly")
+    assert await bench_run.main() == 2
+    err = capsys.readouterr().err
+    assert "phases" in err
+    assert "nightly" in err
