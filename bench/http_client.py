@@ -3,6 +3,11 @@ HTTP/1.1 connections, one request at a time each, and a backlog of the requests 
 found none idle. Each connection is an `asyncio.Protocol` whose answers httptools (llhttp,
 the parser uvicorn serves with) parses as bytes arrive: no streams, tasks or timers per
 request, so the client costs little of the CPU it shares with the server it measures.
+
+A request whose kept-alive connection closes before any byte of its answer arrived (the
+server's idle timeout meeting it) is sent again; any other broken connection, a timeout,
+an unparsable answer, or one that is ended by closing the connection (no length, not
+chunked) counts as an error.
 """
 
 from __future__ import annotations
@@ -233,7 +238,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         item, self.current = self.current, None
-        if item is not None and self._served and not self._answering:
+        if item is not None and self._served and not self._answering and not self.closing:
             # a kept-alive connection the server closed as the request went out (its idle
             # timeout): nothing of it was processed, so send it again, as clients do
             self.load.retry(item)
