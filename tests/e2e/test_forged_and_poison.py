@@ -216,6 +216,12 @@ async def test_poison_parameters_answer_4xx_on_every_service(stack: Any) -> None
             assert r.status_code == 422, (path, raw, r.status_code, r.text)
             fields = [e["field"] for e in r.json()["errors"]]
             assert any(f == field or f.endswith("." + field) for f in fields), (path, fields)
+        before = (await http.get(f"{stack.urls['scheduler']}/v1/clock")).json()["now"]
+        for now in ("9999-06-01T00:00:00+08:00", "2026-06-01T00:00:00+16:00"):
+            r = await http.put(f"{stack.urls['scheduler']}/v1/clock", json={"now": now})
+            assert r.status_code == 422, (now, r.status_code, r.text)
+            assert r.json()["errors"][0]["field"].endswith("now"), r.text
+        assert (await http.get(f"{stack.urls['scheduler']}/v1/clock")).json()["now"] == before
         r = await http.get(f"{stack.urls['reporting']}/v1/orgunits/{branch['id']}")
         assert r.status_code == 200, r.text
         assert r.json()["parent"] == branch["parent"], r.text  # nothing above changed it

@@ -13,11 +13,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from huibao_contracts.cycles import CycleKind, CycleTransition
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
 from huibao_contracts.periods import InvalidPeriodError, Period, PeriodKind
+from huibao_contracts.storable import StorableInstant
 from huibao_platform.auth import Principal
 from huibao_platform.clock import ManualClock
 from huibao_platform.http import error_body
@@ -32,7 +33,7 @@ class ClockMove(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    now: AwareDatetime = Field(
+    now: StorableInstant = Field(
         description="The new instant, with offset; never earlier.",
         examples=["2026-07-24T09:00:00+08:00"],
     )
