@@ -22,7 +22,9 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.common import pct
 from bench.embedded import infrastructure
 from huibao_contracts.periods import Period
 from huibao_platform.logs import configure_logging
@@ -156,18 +159,19 @@ async def publish(bootstrap: str, units: list[dict[str, object]], records: Any) 
 async def latency(service: RollupService, city: str, period: Period, n: int) -> dict[str, float]:
     """p50/p99 (ms) of the summary and children queries, called directly, sequentially."""
     out: dict[str, float] = {}
-    for name, call in (
-        ("summary", lambda: service.queries.summary(city, period)),
-        ("children", lambda: service.queries.children(city, period, "party_day.held", 100, 0)),
-    ):
+    queries = service.queries
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "summary": partial(queries.summary, city, period),
+        "children": partial(queries.children, city, period, "party_day.held", 100, 0),
+    }
+    for name, call in calls.items():
         times = []
         for _ in range(n):
             t = time.perf_counter()
             await call()
             times.append((time.perf_counter() - t) * 1000)
-        times.sort()
-        out[f"{name}_p50_ms"] = round(times[len(times) // 2], 2)
-        out[f"{name}_p99_ms"] = round(times[int(len(times) * 0.99) - 1], 2)
+        out[f"{name}_p50_ms"] = round(pct(times, 0.5) or -1, 2)
+        out[f"{name}_p99_ms"] = round(pct(times, 0.99) or -1, 2)
     return out
 
 
