@@ -12,7 +12,7 @@ from bench.common import TARGETS, pct
 from bench.generate import city_tree
 from bench.query_mix import mix_paths, query_mix
 from bench.report import render, table
-from bench.settings import BenchSettings
+from bench.settings import PHASES, BenchSettings
 from pydantic import ValidationError
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -183,6 +183,7 @@ def test_bench_has_no_import_cycle() -> None:
 async def test_make_bench_refuses_bad_settings_before_starting_anything(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert tuple(bench_run.PHASES) == PHASES  # what the settings accept is what runs
     monkeypatch.setenv("BENCH_PHASES", "nightly")
     assert await bench_run.main() == 2
     err = capsys.readouterr().err
