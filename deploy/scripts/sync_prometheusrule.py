@@ -1,15 +1,23 @@
 """Write deploy/k8s/base/monitoring/prometheusrule.yaml from deploy/prometheus/alerts.yml.
 
 The alert rules have one source, alerts.yml (checked and unit-tested with promtool).
-Kubernetes gets the same groups in a PrometheusRule. Run after editing alerts.yml:
+Kubernetes gets the same groups in a PrometheusRule. Run after editing alerts.yml or
+DOCS_BASE_URL:
 
     python deploy/scripts/sync_prometheusrule.py
 
-tests/deploy fails when the two files disagree.
+Every alert's runbook_url is DOCS_BASE_URL followed by a path into the repository
+(docs/operations.md#<alert in lower case>). The base is configured here only: the script
+rewrites the runbook_url lines of alerts.yml and alerts_test.yml to it (a text edit that
+keeps comments and layout), then renders the PrometheusRule. With --check it changes
+nothing and exits 1 when any of the three files is not what it would write.
+
+tests/deploy fails when the files disagree.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +26,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "deploy" / "prometheus" / "alerts.yml"
+RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 TARGET = ROOT / "deploy" / "k8s" / "base" / "monitoring" / "prometheusrule.yaml"
+
+# Where the repository's files are browsed, ending in "/": a runbook_url is this base
+# plus the file's path in the repository. The project publishes no repository address
+# (no project URL in pyproject, README or image labels), so this is a placeholder on a
+# reserved example domain: set your forge's address (for example
+# https://<forge>/<owner>/huibao/blob/main/) and run this script.
+DOCS_BASE_URL = "https://git.example.org/huibao/huibao/blob/main/"
+
+# A runbook_url line of alerts.yml or alerts_test.yml; group 2 is the path in the
+# repository (the part from "docs/" on), whatever base precedes it.
+_RUNBOOK_LINE = re.compile(r"^([ \t]*runbook_url:[ \t]*)\S*?(docs/\S+)[ \t]*$", re.MULTILINE)
 
 HEADER = """\
 # GENERATED from deploy/prometheus/alerts.yml by deploy/scripts/sync_prometheusrule.py.
@@ -53,13 +73,29 @@ def render() -> str:
     return HEADER + body
 
 
+def with_docs_base(text: str) -> str:
+    """`text` with every runbook_url set to DOCS_BASE_URL + its path in the repository."""
+    return _RUNBOOK_LINE.sub(lambda m: f"{m.group(1)}{DOCS_BASE_URL}{m.group(2)}", text)
+
+
 def main() -> int:
-    """Write the file, or with --check only compare; exit 1 when it differs."""
+    """Rewrite the runbook URLs and the PrometheusRule, or with --check only compare;
+    exit 1 when a file differs."""
+    check = "--check" in sys.argv[1:]
+    stale = False
+    for path in (SOURCE, RULE_TESTS):
+        current = path.read_text(encoding="utf-8")
+        wanted = with_docs_base(current)
+        if wanted != current:
+            stale = True
+            if not check:
+                path.write_text(wanted, encoding="utf-8")
     text = render()
-    if "--check" in sys.argv[1:]:
-        return 0 if TARGET.read_text(encoding="utf-8") == text else 1
-    TARGET.write_text(text, encoding="utf-8")
-    return 0
+    if TARGET.read_text(encoding="utf-8") != text:
+        stale = True
+        if not check:
+            TARGET.write_text(text, encoding="utf-8")
+    return 1 if check and stale else 0
 
 
 if __name__ == "__main__":

@@ -3,15 +3,25 @@ and every alert uses catalogued metrics and links an existing runbook entry."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from deploy_support import DEPLOY, METRIC_NAMES, ROOT, SERVICES, load_yaml, promql_metric_names
 
 PROMETHEUS = DEPLOY / "prometheus"
+SYNC_SCRIPT = DEPLOY / "scripts" / "sync_prometheusrule.py"
+_spec = importlib.util.spec_from_file_location("sync_prometheusrule", SYNC_SCRIPT)
+assert _spec is not None
+assert _spec.loader is not None
+sync_prometheusrule = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync_prometheusrule)
+DOCS_BASE_URL: str = sync_prometheusrule.DOCS_BASE_URL
 OPERATIONS = ROOT / "docs" / "operations.md"
 EXPECTED_ALERTS = {
     "HuibaoServiceDown",
@@ -79,8 +89,55 @@ def test_alerts_have_severity_runbook_and_summary() -> None:
         assert rule["annotations"]["description"], name
         assert re.fullmatch(r"\d+[smh]", rule["for"]), name
         runbook = rule["annotations"]["runbook_url"]
-        assert runbook == f"docs/operations.md#{name.lower()}", name
+        assert runbook == f"{DOCS_BASE_URL}docs/operations.md#{name.lower()}", name
         assert name.lower() in anchors, f"docs/operations.md has no #{name.lower()}"
+
+
+def runbook_urls() -> list[tuple[str, str]]:
+    """(file, runbook_url) of every alert rule and every expected alert of the rule tests."""
+    urls = [("alerts.yml", str(rule["annotations"]["runbook_url"])) for rule in alert_rules()]
+    for test in load_yaml(PROMETHEUS / "alerts_test.yml")["tests"]:
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts", []):
+                if "runbook_url" in alert.get("exp_annotations", {}):
+                    urls.append(("alerts_test.yml", str(alert["exp_annotations"]["runbook_url"])))
+    return urls
+
+
+def test_runbook_urls_are_absolute_links_to_existing_docs() -> None:
+    """Each runbook_url is DOCS_BASE_URL (an absolute https URL configured in one place)
+    plus the path of a file of this repository and an anchor that file has."""
+    base = urlsplit(DOCS_BASE_URL)
+    assert base.scheme == "https", DOCS_BASE_URL
+    assert base.netloc, DOCS_BASE_URL
+    assert DOCS_BASE_URL.endswith("/"), DOCS_BASE_URL
+    urls = runbook_urls()
+    assert len(urls) >= len(EXPECTED_ALERTS)
+    for source, url in urls:
+        assert url.startswith(DOCS_BASE_URL), (source, url)
+        path, _, anchor = url.removeprefix(DOCS_BASE_URL).partition("#")
+        target = ROOT / path
+        assert target.resolve().is_relative_to(ROOT), (source, url)
+        assert target.is_file(), f"{source}: {url} names no file of the repository"
+        assert anchor, f"{source}: {url} has no anchor"
+        assert anchor in markdown_anchors(target), f"{source}: {path} has no #{anchor}"
+
+
+def test_sync_script_keeps_the_runbook_base_in_one_place() -> None:
+    """The script's --check passes (alerts.yml, alerts_test.yml and the PrometheusRule are
+    what it writes), and its rewrite moves any other base to DOCS_BASE_URL."""
+    result = subprocess.run(
+        [sys.executable, str(SYNC_SCRIPT), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, "run: python deploy/scripts/sync_prometheusrule.py"
+    stale = "          runbook_url: https://old.example.com/x/docs/operations.md#a\n"
+    assert sync_prometheusrule.with_docs_base(stale) == (
+        f"          runbook_url: {DOCS_BASE_URL}docs/operations.md#a\n"
+    )
 
 
 def test_alerts_use_catalogued_metrics() -> None:
