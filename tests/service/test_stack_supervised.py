@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,6 +72,12 @@ def _sigkill(pid: int | None) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def _reaped(pid: int | None) -> bool:
+    """True once `pid` is gone for good: not even a zombie waiting for its parent."""
+    assert pid is not None
+    return not psutil.pid_exists(pid)  # a zombie still exists
+
+
 async def test_rollup_postgres_and_broker_come_back_after_sigkill(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -96,19 +103,26 @@ async def test_rollup_postgres_and_broker_come_back_after_sigkill(
         async def rollup_back() -> bool:
             return rollup.pid != old and rollup.running() and await _all_ready(stack)
 
+        await wait_until(lambda: _reaped(old), timeout=2)
         await wait_until(rollup_back, timeout=15)
         back_after = time.monotonic() - killed
         assert back_after < 10, f"the rollup took {back_after:.1f}s to come back"
         assert (await _restarts(stack))["rollup"] == 1
-        logged = "".join(capfd.readouterr())
-        assert "part_died" in logged, logged[-2000:]
-        assert "signal SIGKILL" in logged, logged[-2000:]
-        assert "part_restarted" in logged
+        seen: list[str] = []
+
+        def logged() -> str:  # the line may follow the restart by a moment
+            seen.append("".join(capfd.readouterr()))
+            return "".join(seen) if "part_restarted" in "".join(seen) else ""
+
+        lines = await wait_until(logged, timeout=5)
+        assert "part_died" in lines, lines[-2000:]
+        assert "signal SIGKILL" in lines, lines[-2000:]
 
         # PostgreSQL: reaped, its backends killed, crash recovery on the same port
         postgres = stack.infra.postgres
         old_pg = postgres.pid
         _sigkill(old_pg)
+        await wait_until(lambda: _reaped(old_pg), timeout=2)  # so its lock is free again
         await wait_until(lambda: postgres.pid != old_pg and postgres.running(), timeout=20)
         await wait_until(lambda: _all_ready(stack), timeout=30)
         assert (await _restarts(stack))["postgres"] == 1
