@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
 import warnings
@@ -13,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pydantic
 import pytest
 from deploy_support import (
     CONTRACT_ENV,
@@ -30,6 +32,10 @@ from deploy_support import (
 Render = Callable[[str], list[dict[str, Any]]]
 CRD_SCHEMAS = DEPLOY / "schemas" / "crds"
 KAFKA_CLUSTER = "huibao"
+# prometheus-operator kinds are checked with the pydantic models that the PyPI package
+# cloudcoil-models-prometheus-operator generates from that operator's CRDs.
+PROMETHEUS_OPERATOR_GROUP = "monitoring.coreos.com"
+PROMETHEUS_OPERATOR_MODELS = "cloudcoil.models.prometheus_operator"
 
 
 def crd_schema_path(resource: dict[str, Any]) -> Path:
@@ -52,9 +58,53 @@ def is_custom(resource: dict[str, Any]) -> bool:
     return "." in group and not group.endswith(".k8s.io")
 
 
+def _differences(given: Any, kept: Any, path: str) -> list[str]:
+    """Where the model's dump `kept` differs from the input `given`: fields the model does
+    not know (pydantic drops them) and values it converted."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        found = [f"{path}/{key}: not a field of the CRD" for key in given if key not in kept]
+        for key in given.keys() & kept.keys():
+            found += _differences(given[key], kept[key], f"{path}/{key}")
+        return found
+    if isinstance(given, list) and isinstance(kept, list) and len(given) == len(kept):
+        return [
+            message
+            for index, (item, kept_item) in enumerate(zip(given, kept, strict=True))
+            for message in _differences(item, kept_item, f"{path}/{index}")
+        ]
+    if given != kept or type(given) is not type(kept):
+        return [f"{path}: {given!r} is read as {kept!r}"]
+    return []
+
+
+def prometheus_operator_errors(resource: dict[str, Any]) -> list[str]:
+    """Validate with the cloudcoil model of the kind: its types, enums, patterns and required
+    fields, and (strict, like the API server's field validation) no unknown field."""
+    name = f"{resource['kind']}/{resource['metadata']['name']}"
+    version = str(resource["apiVersion"]).rpartition("/")[2]
+    try:
+        module = importlib.import_module(f"{PROMETHEUS_OPERATOR_MODELS}.{version}")
+    except ImportError:
+        return [f"{name}: no cloudcoil model for {resource['apiVersion']}"]
+    model = getattr(module, str(resource["kind"]), None)
+    if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+        return [f"{name}: no cloudcoil model for {resource['apiVersion']} {resource['kind']}"]
+    try:
+        parsed = model.model_validate(resource)
+    except pydantic.ValidationError as error:
+        return [
+            f"{name}: {'/'.join(map(str, detail['loc']))}: {detail['msg']}"
+            for detail in error.errors()
+        ]
+    kept = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return [f"{name}: {message}" for message in _differences(resource, kept, "")]
+
+
 def validation_errors(resource: dict[str, Any]) -> list[str]:
     """Messages of every schema violation of one resource (empty when valid)."""
     name = f"{resource['kind']}/{resource['metadata']['name']}"
+    if str(resource["apiVersion"]).startswith(f"{PROMETHEUS_OPERATOR_GROUP}/"):
+        return prometheus_operator_errors(resource)
     if is_custom(resource):
         path = crd_schema_path(resource)
         if not path.is_file():
@@ -126,14 +176,15 @@ def test_overlay_renders(render: Render, overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_resource_is_valid(render: Render, overlay: str) -> None:
-    """Core kinds against the Kubernetes schemas, custom kinds against deploy/schemas/crds."""
+    """Core kinds against the Kubernetes schemas, prometheus-operator kinds against the
+    cloudcoil models, Strimzi and CloudNativePG kinds against deploy/schemas/crds."""
     errors = [message for r in render(overlay) for message in validation_errors(r)]
     assert not errors, "\n".join(errors)
 
 
 def test_crd_schemas_are_valid_json_schema() -> None:
     paths = sorted(CRD_SCHEMAS.rglob("*.json"))
-    assert len(paths) == 7
+    assert len(paths) == 5
     for path in paths:
         crd_validator(path)  # check_schema raises on a broken schema
 
@@ -159,6 +210,57 @@ def test_validators_reject_mistakes(render: Render) -> None:
 
     unknown = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert validation_errors(unknown)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mistake"),
+    [
+        ("ServiceMonitor", lambda spec: spec["endpoints"][0].update(intervall="30s")),
+        ("ServiceMonitor", lambda spec: spec["endpoints"][0].update(scheme="ftp")),
+        ("ServiceMonitor", lambda spec: spec["endpoints"][0].update(interval="thirty seconds")),
+        ("ServiceMonitor", lambda spec: spec["endpoints"][0].update(port=8001)),
+        ("ServiceMonitor", lambda spec: spec.pop("selector")),
+        ("PrometheusRule", lambda spec: spec["groups"][0]["rules"][0].update(fors="2m")),
+        ("PrometheusRule", lambda spec: spec["groups"][0]["rules"][0].update({"for": "2 min"})),
+        ("PrometheusRule", lambda spec: spec["groups"][0].update(interval="often")),
+        ("PrometheusRule", lambda spec: spec["groups"][0].pop("name")),
+    ],
+)
+def test_prometheus_operator_models_reject_mistakes(
+    render: Render, kind: str, mistake: Callable[[dict[str, Any]], Any]
+) -> None:
+    """The cloudcoil models refuse an unknown field, a bad enum, pattern or type, and a
+    missing required field, for each prometheus-operator kind the overlays render."""
+    (resource,) = by_kind(render("dev"), kind).values()
+    assert not prometheus_operator_errors(resource)
+    broken = copy.deepcopy(resource)
+    mistake(broken["spec"])
+    assert prometheus_operator_errors(broken), (kind, broken["spec"])
+
+
+def test_prometheus_operator_kinds_have_no_schema_of_ours(render: Render) -> None:
+    """Every prometheus-operator kind rendered is checked by a cloudcoil model, and no
+    hand-written schema for that group is left in deploy/schemas."""
+    kinds = {
+        (r["apiVersion"], r["kind"])
+        for overlay in OVERLAYS
+        for r in render(overlay)
+        if r["apiVersion"].startswith(f"{PROMETHEUS_OPERATOR_GROUP}/")
+    }
+    assert kinds == {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    }
+    assert not (CRD_SCHEMAS / PROMETHEUS_OPERATOR_GROUP).exists()
+    pod_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "m"},
+        "spec": {"selector": {}, "podMetricsEndpoints": [{"port": "http", "pth": "/m"}]},
+    }
+    assert validation_errors(pod_monitor), "a kind we do not render yet is checked too"
+    unknown_kind = {**pod_monitor, "kind": "PodMonitr"}
+    assert validation_errors(unknown_kind)
 
 
 # --- the services ----------------------------------------------------------------
