@@ -196,6 +196,13 @@ METRICS = (
 )  # fmt: skip
 
 
+def party_day_has_come(day: str) -> bool:
+    """Whether the 26th of `day`'s month has come in Shanghai time: until then a year's
+    figures leave that month's Party Days out (docs/architecture.md, Party Day completeness)."""
+    shanghai_today = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date()
+    return dt.date(int(day[:4]), int(day[5:7]), 26) <= shanghai_today
+
+
 def expected_by_year(tally: Tally) -> dict[str, dict[str, int]]:
     """Totals the rollup must show at the root of the fuzz tree, by year (every metric the
     fuzz touches, zero included, for every year an event was accepted in, dry runs too)."""
@@ -206,6 +213,8 @@ def expected_by_year(tally: Tally) -> dict[str, dict[str, int]]:
         if data.get("retracted"):
             continue
         year = out[str(data["date"])[:4]]
+        if kind == PD and not party_day_has_come(str(data["date"])):
+            continue  # a year counts a month's Party Days once its 26th has come
         if kind == PD:
             year["party_day.held"] += 1
             year["party_day.attendees"] += data["attendees"]
