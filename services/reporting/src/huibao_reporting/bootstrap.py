@@ -27,7 +27,7 @@ from huibao_platform import db
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.errors import BrokerUnavailableError
-from huibao_platform.http import install_common, principal_dependency
+from huibao_platform.http import install_common, principal_dependency, whoami_router
 from huibao_platform.kafka import broker_reachable, ensure_topics, new_producer
 from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
@@ -152,6 +152,7 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
         )
         rt.registry = Registry(rt.pool, on_commit=rt.kick)
         rt.tokens = TokenStore(rt.pool, settings.admin_token)
+        rt.tokens.start(settings.database_url)  # revocations drop the cache at once
         stop = asyncio.Event()
         kafka = asyncio.create_task(_start_kafka(settings, rt, stop), name="kafka")
         lag_task = asyncio.create_task(lag.run(stop), name="consumer-lag")
@@ -164,6 +165,8 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
             with contextlib.suppress(asyncio.CancelledError):
                 await kafka
             await lag_task
+            if rt.tokens is not None:
+                await rt.tokens.close()
             await rt.pool.close()
             log.info("reporting_stopped")
 
@@ -194,5 +197,6 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
     app.include_router(
         tokens_router(lambda: rt.need(rt.tokens), lambda: rt.need(rt.registry), principal)
     )
+    app.include_router(whoami_router(principal))
     app.state.runtime = rt
     return app
