@@ -138,7 +138,7 @@ BAD_OFFSETS = st.builds(
 BAD_INSTANTS = st.one_of(
     BAD_OFFSETS,
     st.builds(lambda y: f"{y:04d}-06-01T00:00:00+08:00", YEARS_OUT),
-    st.sampled_from(["2026-05-20T10:00:00", "yesterday", "2026-05-20T25:00:00Z", 0]),
+    st.sampled_from(["2026-05-20T10:00:00", "yesterday", "2026-05-20T25:00:00Z", [0]]),
 )
 
 
