@@ -147,6 +147,8 @@ class Intake:
             if stored and not dry_run:
                 self._on_commit()
             return
+        # every event was refused and PostgreSQL still refuses the batch (its reject records)
+        raise UnstorableValueError("PostgreSQL refused the batch's reject records")
 
     async def _unstorable(self, parsed: dict[int, ParsedEvent], channel: str) -> dict[int, str]:
         """The events whose own rows PostgreSQL refuses, with its message: each is written in
