@@ -28,7 +28,7 @@ from huibao_rollup.adapters.postgres import Repository
 from huibao_rollup.domain.tree import Tree, Version
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.domain.feedback import Member, Round
-from huibao_scheduler.effects import EffectGatherer
+from huibao_scheduler.service_layer.effect_gatherer import EffectGatherer
 from huibao_stack.infra import Infrastructure
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]

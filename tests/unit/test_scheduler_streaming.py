@@ -15,7 +15,7 @@ from huibao_contracts.periods import Period
 from huibao_scheduler.adapters import publisher
 from huibao_scheduler.domain import messages
 from huibao_scheduler.domain.units import Unit
-from huibao_scheduler.walk import walk
+from huibao_scheduler.service_layer.tree_walk import walk
 
 TREE = {"r": ["a", "b"], "a": ["a1", "a2"], "b": ["b1"], "a1": [], "a2": ["a2x"], "b1": []}
 

@@ -31,10 +31,10 @@ from huibao_scheduler.adapters.issued import IssuedStore
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.adapters.store import SCHEMA, ClaimHook, CycleStore, install_schema
 from huibao_scheduler.domain.plan import PlannedStep
-from huibao_scheduler.effects import EffectGatherer
 from huibao_scheduler.entrypoints.http import build_router
 from huibao_scheduler.entrypoints.ticker import run_ticker
-from huibao_scheduler.runner import CycleRunner
+from huibao_scheduler.service_layer.cycle_runner import CycleRunner
+from huibao_scheduler.service_layer.effect_gatherer import EffectGatherer
 from huibao_scheduler.settings import SchedulerSettings
 
 

@@ -3,8 +3,8 @@
 Every failure (connection refused, timeout, 5xx, unexpected answer) is raised as
 `RollupUnavailableError`: the step that needed the data does not run and is retried at the
 next tick. Paginated listings are followed to their end. The client reads one parent's
-listings or one page at a time; walking the tree is the caller's (`huibao_scheduler.walk`),
-so nothing here holds more than one family.
+listings or one page at a time; walking the tree is the caller's (`service_layer.tree_walk`), so
+nothing here holds more than one family.
 """
 
 from __future__ import annotations

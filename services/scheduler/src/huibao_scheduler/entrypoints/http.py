@@ -25,7 +25,7 @@ from huibao_platform.http import error_body
 from huibao_scheduler.adapters.store import CycleStore
 from huibao_scheduler.entrypoints.csv_export import feedback_csv
 from huibao_scheduler.errors import CycleClosedError, StepConflictError
-from huibao_scheduler.runner import CycleRunner
+from huibao_scheduler.service_layer.cycle_runner import CycleRunner
 
 
 class ClockMove(BaseModel):

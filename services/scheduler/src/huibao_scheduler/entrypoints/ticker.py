@@ -10,7 +10,7 @@ import asyncio
 
 from huibao_platform.errors import HuibaoError
 from huibao_platform.logs import get_logger
-from huibao_scheduler.runner import CycleRunner
+from huibao_scheduler.service_layer.cycle_runner import CycleRunner
 
 log = get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """What each step needs from the rollup and what it sends, gathered before the transaction.
 
 The per-unit steps stream: the upcoming reminder walks the tree one parent at a time and
-the feedback round issues each family's reports as its listings arrive (`walk`), the
+the feedback round issues each family's reports as its listings arrive (`tree_walk`), the
 not-yet-reported reminder reads the missing branches page by page; their notifications and
 reports go to the step's `Issuer` in chunks. The few notifications of the other steps (one
 escalation per parent, the dispatch summaries) come back in `Effects` and are written with
@@ -30,8 +30,8 @@ from huibao_scheduler.domain import messages
 from huibao_scheduler.domain.feedback import Member, Round
 from huibao_scheduler.domain.plan import PlannedStep, Step
 from huibao_scheduler.domain.units import Unit
-from huibao_scheduler.issuing import Issuer
-from huibao_scheduler.walk import walk
+from huibao_scheduler.service_layer.issuer import Issuer
+from huibao_scheduler.service_layer.tree_walk import walk
 
 _DISPATCH_LEVELS = frozenset({"city", "county"})
 _BRANCH = "branch"

@@ -6,7 +6,7 @@ two replicas from working on one cycle at once, and the store's transaction deci
 runs a step; the loser skips it silently (it runs at a later tick if the winner died).
 
 The per-unit effects (every branch's reminder, the quarterly feedback) are issued in chunks
-while the step's walk goes on, before the step commits (see `issuing.Issuer`): each is
+while the step's walk goes on, before the step commits (see `issuer.Issuer`): each is
 stored and published exactly once, keyed by unit, and the transition follows the last chunk.
 """
 
@@ -28,9 +28,9 @@ from huibao_scheduler.adapters.issued import IssuedStore
 from huibao_scheduler.adapters.store import CycleRow, CycleStore
 from huibao_scheduler.domain.machine import due_across, is_skipped, next_step, transition
 from huibao_scheduler.domain.plan import PlannedStep, cycles_until, plan_for
-from huibao_scheduler.effects import EffectGatherer, Effects
 from huibao_scheduler.errors import CycleClosedError, SchedulerError, StepConflictError
-from huibao_scheduler.issuing import CHUNK, Issuer
+from huibao_scheduler.service_layer.effect_gatherer import EffectGatherer, Effects
+from huibao_scheduler.service_layer.issuer import CHUNK, Issuer
 
 log = get_logger(__name__)
 
