@@ -27,6 +27,7 @@ from huibao_platform.http import (
 )
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay
+from huibao_scheduler.adapters import publisher
 from huibao_scheduler.adapters.issued import IssuedStore
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.adapters.store import SCHEMA, ClaimHook, CycleStore, install_schema
@@ -155,6 +156,7 @@ def build_app(  # noqa: PLR0915 (the wiring: one closure per dependency)
         wired.runner = CycleRunner(
             store=wired.store,
             issued=IssuedStore(pool),
+            publisher=publisher,
             effects=EffectGatherer(rollup, settings.calendar, workers=settings.walk_workers),
             rules=settings.calendar,
             clock=the_clock,

@@ -1,10 +1,19 @@
 """The scheduler's own exceptions; driver errors are translated at the adapter edge."""
 
-from huibao_platform.errors import HuibaoError
+from huibao_platform.errors import HuibaoError, StorageUnavailableError
 
 
 class SchedulerError(HuibaoError):
     """Base of the scheduler's errors."""
+
+
+class StoreUnavailableError(SchedulerError, StorageUnavailableError):
+    """The scheduler's PostgreSQL cannot be reached or refused the operation (transient):
+    the pass that needed it fails whole and runs again at the next tick (HTTP 503)."""
+
+
+class PlanError(SchedulerError, ValueError):
+    """A cycle's plan was asked for the wrong period kind, or a step it does not have."""
 
 
 class RollupUnavailableError(SchedulerError):

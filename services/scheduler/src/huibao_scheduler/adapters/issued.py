@@ -12,38 +12,25 @@ counts its notifications then), its keys in `scheduler.notified` are forgotten.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import asyncpg
 import orjson
 
 from huibao_platform import outbox
-from huibao_platform.errors import StorageUnavailableError
 from huibao_platform.outbox import OutboxRecord
 from huibao_scheduler.adapters.store import SCHEMA
 from huibao_scheduler.domain.plan import PlannedStep
+from huibao_scheduler.errors import StoreUnavailableError
+from huibao_scheduler.service_layer.ports import IssuedFeedback
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedFeedback:
-    """One unit's report ready to store: its JSON (as published) and its outbox record."""
-
-    unit: str
-    parent: str | None
-    level: str
-    path: tuple[str, ...]
-    issued_at: dt.datetime
-    report_json: bytes
-    record: OutboxRecord
-
-
 class IssuedStore:
-    """Writes chunks of a step's per-unit effects, each unit at most once."""
+    """The `IssuedEffects` port on PostgreSQL: writes chunks of a step's per-unit effects,
+    each unit at most once."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -76,7 +63,7 @@ class IssuedStore:
                         records.append(record)
                 await outbox.enqueue(cast(asyncpg.Connection, conn), SCHEMA, records)
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(
+            raise StoreUnavailableError(
                 f"cannot issue the notifications of {step.key}:{step.step}: {e}"
             ) from e
         return len(records)
@@ -121,7 +108,7 @@ class IssuedStore:
                     cast(asyncpg.Connection, conn), SCHEMA, [r.record for r in fresh]
                 )
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot store the feedback of {quarter}: {e}") from e
+            raise StoreUnavailableError(f"cannot store the feedback of {quarter}: {e}") from e
         return len(fresh)
 
     async def forget(self) -> None:

@@ -18,15 +18,14 @@ import orjson
 
 from huibao_scheduler.domain.units import Metrics, Unit
 from huibao_scheduler.errors import RollupUnavailableError
+from huibao_scheduler.service_layer.ports import Listed
 
 _BRANCH = "branch"
 
-Listed = tuple[Unit, dict[str, Metrics]]
-"""A unit with its metrics by period."""
-
 
 class RollupClient:
-    """Reads roots, nodes, summaries, children listings and completeness from the rollup."""
+    """The `RollupReader` port over HTTP: roots, nodes, summaries, children listings and
+    completeness, read from the rollup."""
 
     def __init__(
         self,

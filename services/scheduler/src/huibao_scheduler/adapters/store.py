@@ -17,9 +17,8 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
 
@@ -27,9 +26,10 @@ from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
 from huibao_contracts.periods import Period
 from huibao_platform import auth, outbox
 from huibao_platform.db import run_ddl
-from huibao_platform.errors import StorageUnavailableError
 from huibao_platform.outbox import OutboxRecord
 from huibao_scheduler.domain.plan import PlannedStep, Step
+from huibao_scheduler.errors import StoreUnavailableError
+from huibao_scheduler.service_layer.ports import CycleRow, StoredFeedback
 
 SCHEMA = "scheduler"
 _SQL_FILE = Path(__file__).resolve().parent.parent / "schema.sql"
@@ -37,25 +37,6 @@ _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 ClaimHook = Callable[[PlannedStep], Awaitable[None]]
 """Called inside the step transaction, after the claim and before commit (a test seam)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CycleRow:
-    """The stored state of one cycle."""
-
-    kind: CycleKind
-    period: Period
-    state: CycleState
-    last_step: Step | None
-    updated_at: Any
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFeedback:
-    """A unit's stored feedback and the ids from its root down to it."""
-
-    path: tuple[str, ...]
-    report: dict[str, Any]
 
 
 async def install_schema(pool: asyncpg.Pool) -> None:
@@ -67,7 +48,7 @@ async def install_schema(pool: asyncpg.Pool) -> None:
 
 
 class CycleStore:
-    """Reads and advances cycles in the `scheduler` schema."""
+    """The `Cycles` port on PostgreSQL: reads and advances cycles in the `scheduler` schema."""
 
     def __init__(self, pool: asyncpg.Pool, replica: str = "", on_claimed: ClaimHook | None = None):
         self._pool = pool
@@ -86,7 +67,7 @@ class CycleStore:
                 "SELECT value FROM scheduler.meta WHERE key = 'first_period'"
             )
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot read the first period: {e}") from e
+            raise StoreUnavailableError(f"cannot read the first period: {e}") from e
         return Period.parse(str(value))
 
     async def cycles(self) -> list[CycleRow]:
@@ -96,7 +77,7 @@ class CycleStore:
                 "SELECT kind, period, state, last_step, updated_at FROM scheduler.cycles"
             )
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot read cycles: {e}") from e
+            raise StoreUnavailableError(f"cannot read cycles: {e}") from e
         out = [
             CycleRow(
                 CycleKind(r["kind"]),
@@ -128,7 +109,7 @@ class CycleStore:
                         with contextlib.suppress(*_DB_ERRORS):
                             await conn.execute("SELECT pg_advisory_unlock($1)", key)
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot lease step {step.key}: {e}") from e
+            raise StoreUnavailableError(f"cannot lease step {step.key}: {e}") from e
 
     async def step_done(self, step: PlannedStep) -> bool:
         """True when `step` has already run (a cheap check before gathering its data)."""
@@ -140,7 +121,7 @@ class CycleStore:
                 step.step.value,
             )
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot read steps: {e}") from e
+            raise StoreUnavailableError(f"cannot read steps: {e}") from e
         return found is not None
 
     async def commit_step(
@@ -210,7 +191,7 @@ class CycleStore:
                 if self._on_claimed is not None:
                     await self._on_claimed(step)
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(
+            raise StoreUnavailableError(
                 f"cannot record step {kind}:{period}:{step.step}: {e}"
             ) from e
         return True
@@ -224,5 +205,5 @@ class CycleStore:
                 unit,
             )
         except _DB_ERRORS as e:
-            raise StorageUnavailableError(f"cannot read feedback: {e}") from e
+            raise StoreUnavailableError(f"cannot read feedback: {e}") from e
         return None if row is None else StoredFeedback(tuple(row["path"]), row["report"])

@@ -15,6 +15,7 @@ from enum import StrEnum
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, CycleState
 from huibao_contracts.periods import Period, PeriodKind
+from huibao_scheduler.errors import PlanError
 
 
 class Step(StrEnum):
@@ -66,7 +67,7 @@ class CyclePlan:
             return self.steps
         names = [s.step for s in self.steps]
         if last not in names:
-            raise ValueError(f"{last} is not a step of a {self.kind} cycle")
+            raise PlanError(f"{last} is not a step of a {self.kind} cycle")
         return self.steps[names.index(last) + 1 :]
 
     def state_after(self, last: Step | None) -> CycleState:
@@ -126,10 +127,10 @@ def plan_for(rules: CalendarRules, kind: CycleKind, period: Period) -> CyclePlan
     """The plan of any cycle; the period must be a month (party_day) or a quarter (feedback)."""
     if kind is CycleKind.PARTY_DAY:
         if period.kind is not PeriodKind.MONTH:
-            raise ValueError(f"a party_day cycle needs a month, not {period}")
+            raise PlanError(f"a party_day cycle needs a month, not {period}")
         return party_day_plan(rules, period)
     if period.kind is not PeriodKind.QUARTER:
-        raise ValueError(f"a feedback cycle needs a quarter, not {period}")
+        raise PlanError(f"a feedback cycle needs a quarter, not {period}")
     return feedback_plan(rules, period)
 
 

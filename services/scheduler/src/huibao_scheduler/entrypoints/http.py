@@ -22,10 +22,10 @@ from huibao_contracts.storable import StorableInstant
 from huibao_platform.auth import Principal
 from huibao_platform.clock import ManualClock
 from huibao_platform.http import error_body
-from huibao_scheduler.adapters.store import CycleStore
 from huibao_scheduler.entrypoints.csv_export import feedback_csv
 from huibao_scheduler.errors import CycleClosedError, StepConflictError
 from huibao_scheduler.service_layer.cycle_runner import CycleRunner
+from huibao_scheduler.service_layer.ports import Cycles
 
 
 class ClockMove(BaseModel):
@@ -74,7 +74,7 @@ def _require_admin(principal: Principal) -> None:
 
 def build_router(
     get_runner: Callable[[], CycleRunner],
-    get_store: Callable[[], CycleStore],
+    get_store: Callable[[], Cycles],
     principal: Callable[..., Awaitable[Principal]],
 ) -> APIRouter:
     """The `/v1` routes; the runner and store exist once the app's lifespan has started."""
@@ -82,7 +82,7 @@ def build_router(
     Caller = Annotated[Principal, Security(principal, scopes=["read"])]  # noqa: N806
     Admin = Annotated[Principal, Security(principal, scopes=["admin"])]  # noqa: N806
     Runner = Annotated[CycleRunner, Depends(get_runner)]  # noqa: N806
-    Store = Annotated[CycleStore, Depends(get_store)]  # noqa: N806
+    Store = Annotated[Cycles, Depends(get_store)]  # noqa: N806
 
     @router.get("/cycles", summary="Every cycle, its state and its next step")
     async def list_cycles(_: Caller, runner: Runner) -> dict[str, Any]:

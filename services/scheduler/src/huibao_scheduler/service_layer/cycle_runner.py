@@ -21,16 +21,13 @@ from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, CycleState, CycleTransition
 from huibao_contracts.periods import Period
 from huibao_platform import metrics
-from huibao_platform.clock import Clock
 from huibao_platform.logs import get_logger
-from huibao_scheduler.adapters import publisher
-from huibao_scheduler.adapters.issued import IssuedStore
-from huibao_scheduler.adapters.store import CycleRow, CycleStore
 from huibao_scheduler.domain.machine import due_across, is_skipped, next_step, transition
 from huibao_scheduler.domain.plan import PlannedStep, cycles_until, plan_for
-from huibao_scheduler.errors import CycleClosedError, SchedulerError, StepConflictError
+from huibao_scheduler.errors import CycleClosedError, RollupUnavailableError, StepConflictError
 from huibao_scheduler.service_layer.effect_gatherer import EffectGatherer, Effects
 from huibao_scheduler.service_layer.issuer import CHUNK, Issuer
+from huibao_scheduler.service_layer.ports import Clock, CycleRow, Cycles, IssuedEffects, Publisher
 
 log = get_logger(__name__)
 
@@ -51,8 +48,9 @@ class CycleRunner:
     def __init__(
         self,
         *,
-        store: CycleStore,
-        issued: IssuedStore,
+        store: Cycles,
+        issued: IssuedEffects,
+        publisher: Publisher,
         effects: EffectGatherer,
         rules: CalendarRules,
         clock: Clock,
@@ -62,6 +60,7 @@ class CycleRunner:
     ) -> None:
         self._store = store
         self._issued = issued
+        self._publisher = publisher
         self._effects = effects
         self._rules = rules
         self.clock = clock
@@ -97,7 +96,7 @@ class CycleRunner:
         for step in due:
             try:
                 done = await self._run(step, now)
-            except SchedulerError as e:
+            except RollupUnavailableError as e:  # retried next tick; a store failure fails all
                 result.error = str(e)
                 log.warning(
                     "step_failed",
@@ -154,7 +153,14 @@ class CycleRunner:
 
     async def _run_leased(self, step: PlannedStep, now: dt.datetime) -> CycleTransition | None:
         done = transition(step, now)
-        issuer = Issuer(self._issued, step, now, chunk=self._chunk, on_written=self._on_committed)
+        issuer = Issuer(
+            self._issued,
+            self._publisher,
+            step,
+            now,
+            chunk=self._chunk,
+            on_written=self._on_committed,
+        )
         if is_skipped(step, now):
             effects = Effects()
         else:
@@ -164,6 +170,7 @@ class CycleRunner:
                 await issuer.discard()
                 raise
         issued = await issuer.close()
+        publisher = self._publisher
         records = [publisher.transition_record(done)]
         records += [
             publisher.notification_record(n, step.step.value, now) for n in effects.notifications

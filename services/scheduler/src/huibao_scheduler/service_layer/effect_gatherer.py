@@ -25,12 +25,12 @@ from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.cycles import CycleKind, Notification
 from huibao_contracts.periods import Period
 from huibao_platform import metrics
-from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.domain import messages
 from huibao_scheduler.domain.feedback import Member, Round
 from huibao_scheduler.domain.plan import PlannedStep, Step
 from huibao_scheduler.domain.units import Unit
 from huibao_scheduler.service_layer.issuer import Issuer
+from huibao_scheduler.service_layer.ports import RollupReader
 from huibao_scheduler.service_layer.tree_walk import walk
 
 _DISPATCH_LEVELS = frozenset({"city", "county"})
@@ -48,7 +48,7 @@ class Effects:
 class EffectGatherer:
     """Asks the rollup for what a step needs; streams per-unit effects to the `Issuer`."""
 
-    def __init__(self, rollup: RollupClient, rules: CalendarRules, *, workers: int = 4) -> None:
+    def __init__(self, rollup: RollupReader, rules: CalendarRules, *, workers: int = 4) -> None:
         self._rollup = rollup
         self._rules = rules
         self._workers = workers

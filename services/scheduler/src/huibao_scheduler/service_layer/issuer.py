@@ -14,14 +14,16 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from huibao_contracts.cycles import Notification
 from huibao_contracts.feedback import FeedbackReport
 from huibao_platform import metrics
-from huibao_platform.outbox import OutboxRecord
-from huibao_scheduler.adapters import publisher
-from huibao_scheduler.adapters.issued import IssuedFeedback, IssuedStore
 from huibao_scheduler.domain.plan import PlannedStep
+from huibao_scheduler.service_layer.ports import IssuedEffects, IssuedFeedback, Publisher
+
+if TYPE_CHECKING:
+    from huibao_platform.outbox import OutboxRecord
 
 CHUNK = 5000
 """Notifications or reports per transaction."""
@@ -46,7 +48,8 @@ class Issuer:
 
     def __init__(
         self,
-        store: IssuedStore,
+        store: IssuedEffects,
+        publisher: Publisher,
         step: PlannedStep,
         now: dt.datetime,
         *,
@@ -54,6 +57,7 @@ class Issuer:
         on_written: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._publisher = publisher
         self._step = step
         self._now = now
         self._chunk = chunk
@@ -69,14 +73,14 @@ class Issuer:
         """Issue `notes` (one per addressee) with the step."""
         step = self._step.step.value
         for n in notes:
-            self._notes.append((n.to, publisher.notification_record(n, step, self._now)))
+            self._notes.append((n.to, self._publisher.notification_record(n, step, self._now)))
             self._kind = n.kind.value
         if len(self._notes) >= self._chunk:
             await self._flush()
 
     async def feedback(self, reports: Iterable[tuple[FeedbackReport, tuple[str, ...]]]) -> None:
         """Store and publish `reports` (each with its unit's path from the root)."""
-        self._reports.extend(_issued(r, path) for r, path in reports)
+        self._reports.extend(_issued(self._publisher, r, path) for r, path in reports)
         if len(self._reports) >= self._chunk:
             await self._flush()
 
@@ -126,7 +130,7 @@ class Issuer:
         self._on_written()
 
 
-def _issued(report: FeedbackReport, path: tuple[str, ...]) -> IssuedFeedback:
+def _issued(publisher: Publisher, report: FeedbackReport, path: tuple[str, ...]) -> IssuedFeedback:
     data = publisher.feedback_json(report)
     return IssuedFeedback(
         unit=report.unit,
