@@ -146,7 +146,7 @@ async def test_sigterm_on_the_rollup_mid_stream_drains_and_keeps_totals_exact(
         assert await lesson_totals(client, stack, p) == expected  # and stay there
 
     tail = rollup.log_path.read_text(encoding="utf-8")
-    assert '"event": "rollup_stopped"' in tail
+    assert '"event.action": "rollup_stopped"' in tail
     assert "rollup_consumers_crashed" not in tail
 
 
@@ -207,4 +207,4 @@ async def test_sigterm_on_reporting_answers_or_refuses_and_loses_nothing_answere
         await wait_until(exact, timeout=60, message=f"rollup totals reach {expected}")
         await asyncio.sleep(1.0)
         assert await lesson_totals(client, stack, p) == expected
-    assert '"event": "reporting_stopped"' in reporting.log_path.read_text(encoding="utf-8")
+    assert '"event.action": "reporting_stopped"' in reporting.log_path.read_text(encoding="utf-8")

@@ -167,14 +167,14 @@ def read_batches(log_paths: list[Path]) -> Batches:
                 doc = orjson.loads(line[start:])
             except orjson.JSONDecodeError:
                 continue
-            event = doc.get("event")
+            event = doc.get("event.action")  # ECS names (huibao_platform/logs.py)
             if event == "batch_applied":
                 out.batches += 1
-                out.records += doc.get("records", 0)
-                out.applied += doc.get("applied", 0)
-                out.corrected += doc.get("corrected", 0)
-                out.duplicates += doc.get("duplicate", 0)
-                out.seconds += doc.get("duration_ms", 0) / 1000
+                out.records += doc.get("huibao.records", 0)
+                out.applied += doc.get("huibao.applied", 0)
+                out.corrected += doc.get("huibao.corrected", 0)
+                out.duplicates += doc.get("huibao.duplicate", 0)
+                out.seconds += doc.get("event.duration", 0) / 1e9
             elif event == "batch_fenced":
                 out.fenced += 1
             elif event == "broker_lost_data":

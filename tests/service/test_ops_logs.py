@@ -6,6 +6,7 @@ Reads the log files the `stack` fixture's services write (`ServiceProcess.log_pa
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from tests.support.events import cloudevent
+from tests.support.logs import action, read_log
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
@@ -24,25 +26,14 @@ pytestmark = [pytest.mark.stack]
 
 POINTS = "huibao.points.awarded.v1"
 LESSON = "huibao.lesson.delivered.v1"
+INVALID_HTTP = "Invalid HTTP request received."
+"""What uvicorn logs (standard library logging) for bytes that are not HTTP."""
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-LAUNCHER_MARK = "--- "
-"""Lines the launcher writes into a service's log when it starts it (not the service's)."""
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:
-    """Every line the service wrote, parsed; fails on the first line that is not JSON."""
-    lines = []
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip() or raw.startswith(LAUNCHER_MARK):
-            continue
-        try:
-            line = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pytest.fail(f"{path.name}:{n} is not JSON: {raw[:300]}")
-        assert isinstance(line, dict), f"{path.name}:{n} is not a JSON object: {raw[:300]}"
-        assert {"event", "level", "timestamp", "service"} <= line.keys(), f"{path.name}:{n}"
-        lines.append(line)
-    return lines
+    """Every line of the file, parsed (ECS names); fails on the first that is not JSON."""
+    return read_log(path)
 
 
 def lesson(activity: str, audience: int) -> dict[str, Any]:
@@ -123,6 +114,21 @@ async def test_logs_are_json_canonical_and_free_of_members_and_tokens(
 
         await wait_until(all_points_in, timeout=30)
 
+    # a library's own line (uvicorn through the standard library): bytes that are not HTTP
+    for name, url in stack.urls.items():
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"NOT HTTP {p}\r\n\r\n".encode())
+        await writer.drain()
+        await reader.read()  # uvicorn answers 400 and closes
+        writer.close()
+        path = stack.service(name).log_path
+
+        def told(path: Path = path) -> bool:
+            return INVALID_HTTP in path.read_text(encoding="utf-8")
+
+        await wait_until(told, timeout=10, message=f"{name} logged the invalid request")
+
     logs = {name: log_lines(stack.service(name).log_path) for name in stack.urls}
     reporting, rollup = logs["reporting"], logs["rollup"]
 
@@ -134,40 +140,76 @@ async def test_logs_are_json_canonical_and_free_of_members_and_tokens(
         assert stack.admin_token not in text, f"{name} logged the admin token"
 
     # one canonical line per request: method, route template, status, duration
-    requests = [
-        line for lines in logs.values() for line in lines if line["event"] == "http_request"
-    ]
+    requests = [line for lines in logs.values() for line in lines if action(line) == "http_request"]
     assert requests
     for line in requests:
-        assert {"method", "route", "status", "duration_ms", "request_id"} <= line.keys(), line
-        assert p not in line["route"], f"a raw id in a route: {line}"
-        assert line["route"] not in ("other",), line
-    routes = {line["route"] for line in requests}
+        assert {
+            "http.request.method",
+            "huibao.route",
+            "http.response.status_code",
+            "event.duration",
+            "http.request.id",
+        } <= line.keys(), line
+        assert isinstance(line["event.duration"], int), line  # ECS: nanoseconds
+        assert p not in line["huibao.route"], f"a raw id in a route: {line}"
+        assert line["huibao.route"] not in ("other",), line
+    routes = {line["huibao.route"] for line in requests}
     assert {"/v1/orgunits", "/v1/events", "/v1/nodes/{id}/summary"} <= routes, routes
-    [traced] = [line for line in reporting if line.get("traceparent") == TRACEPARENT]
-    assert traced["event"] == "http_request"
-    assert traced["route"] == "/v1/events"
-    assert traced["status"] == 202
-    assert traced["event_id"] == f"{p}-single"
-    assert traced["accepted"] == 1
-    assert traced["principal"] == p
+    [traced] = [line for line in reporting if line.get("huibao.traceparent") == TRACEPARENT]
+    assert action(traced) == "http_request"
+    assert traced["message"] == "http_request"
+    assert traced["trace.id"] == TRACEPARENT.split("-")[1]
+    assert traced["huibao.route"] == "/v1/events"
+    assert traced["http.response.status_code"] == 202
+    assert traced["event.id"] == f"{p}-single"
+    assert traced["huibao.accepted"] == 1
+    assert traced["organization.id"] == p
+    assert traced["service.name"] == "reporting"
+    assert traced["log.logger"] == "http"
     [batch_line] = [
         line
         for line in reporting
-        if line["event"] == "http_request" and line.get("reject_reasons") and line["events"] == 3
+        if action(line) == "http_request"
+        and line.get("huibao.reject_reasons")
+        and line["huibao.events"] == 3
     ]
-    assert batch_line["reject_reasons"] == {"invalid_field": 1}
-    assert (batch_line["accepted"], batch_line["duplicates"], batch_line["rejected"]) == (1, 1, 1)
-    assert "traceparent" not in batch_line  # nothing leaks from one request to the next
+    assert batch_line["huibao.reject_reasons"] == {"invalid_field": 1}
+    assert [batch_line[f"huibao.{k}"] for k in ("accepted", "duplicates", "rejected")] == [1, 1, 1]
+    assert "trace.id" not in batch_line  # nothing leaks from one request to the next
 
     # one line per consumed batch: reporting's Kafka intake and the rollup's apply
-    kafka_batches = [line for line in reporting if line["event"] == "kafka_batch"]
+    kafka_batches = [line for line in reporting if action(line) == "kafka_batch"]
     assert kafka_batches
     for line in kafka_batches:
-        assert {"records", "partitions", "duration_ms", "events"} <= line.keys(), line
-    assert sum(line.get("rejected", 0) for line in kafka_batches) >= 1
-    applied = [line for line in rollup if line["event"] == "batch_applied"]
+        keys = {"huibao.records", "huibao.partitions", "event.duration", "huibao.events"}
+        assert keys <= line.keys(), line
+    assert sum(line.get("huibao.rejected", 0) for line in kafka_batches) >= 1
+    applied = [line for line in rollup if action(line) == "batch_applied"]
     assert applied
     for line in applied:
-        assert {"records", "partitions", "duration_ms"} <= line.keys(), line
-        assert isinstance(line["partitions"], list)
+        assert {"huibao.records", "huibao.partitions", "event.duration"} <= line.keys(), line
+        assert isinstance(line["huibao.partitions"], list)
+        assert line["log.logger"].startswith("huibao_rollup.")
+
+    # the launcher's own line in each service's file: JSON, the same field names
+    for name, lines in logs.items():
+        starts = [line for line in lines if action(line) == "child_starting"]
+        assert starts, f"no launcher line in {name}'s log"
+        for line in starts:
+            assert line["service.name"] == "launcher", line
+            assert line["log.logger"] == "huibao_stack.children", line
+            assert line["huibao.child"].startswith(name), line
+        assert lines[0] in starts, f"{name}'s log does not start with the launcher's line"
+        # every other line is the service's own, under its name
+        assert {line["service.name"] for line in lines} == {"launcher", name}, name
+    # the libraries' lines are there too, named by their logger, with no event.action
+    for name, lines in logs.items():
+        [invalid, *_] = [line for line in lines if line["message"] == INVALID_HTTP]
+        assert (invalid["log.logger"], invalid["log.level"]) == ("uvicorn.error", "warning")
+        assert invalid["service.name"] == name
+        assert "event.action" not in invalid, invalid
+    for line in (line for lines in logs.values() for line in lines):
+        if not line["log.logger"].startswith(("huibao", "http", "auth")):
+            assert "event.action" not in line, line
+        if "error.type" in line:  # an exception someone logged: in the error fields
+            assert line["error.stack_trace"].startswith("Traceback"), line

@@ -86,7 +86,10 @@ async def sleeper(procs: list[ServiceProcess], step: str, within: float) -> Serv
                         continue
                     with contextlib.suppress(orjson.JSONDecodeError):
                         entry = orjson.loads(line[line.index("{") :])
-                        if entry.get("event") == "step_delayed" and entry.get("step") == step:
+                        if (entry.get("event.action"), entry.get("huibao.step")) == (
+                            "step_delayed",
+                            step,
+                        ):
                             return p
             await asyncio.sleep(0.05)
 

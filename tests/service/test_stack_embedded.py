@@ -426,7 +426,7 @@ def test_huibao_up_serves_and_leaves_nothing_behind_after_sigint(tmp_path: Path)
         )
         rollup.send_signal(signal.SIGKILL)
         restarted = _wait_for_line(proc, '"part_restarted"', timeout=30).splitlines()[-1]
-        assert json.loads(restarted)["part"] == "rollup", restarted
+        assert json.loads(restarted)["huibao.part"] == "rollup", restarted
         metrics_url = env_file.read_text().split("HUIBAO_STACK_METRICS_URL=", 1)[1].split()[0]
         assert 'huibao_stack_restarts_total{part="rollup"} 1.0' in httpx.get(metrics_url).text
         r = httpx.get(f"http://127.0.0.1:{ports['rollup']}/health/ready", timeout=5)

@@ -26,10 +26,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+from huibao_platform.logs import ecs_line
 
 _PR_SET_PDEATHSIG = 1
 _live: dict[int, subprocess.Popen[bytes]] = {}
@@ -146,7 +147,9 @@ class Child:
             raise RuntimeError(f"{self.name} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {self.name}\n".encode())
+            # the launcher's own line: JSON with the field names of the services' lines
+            line = ecs_line("child_starting", logger=__name__, service="launcher", child=self.name)
+            log.write(f"{line}\n".encode())
             log.flush()
             out: int | IO[bytes] = subprocess.PIPE if self.echo else log
             proc = subprocess.Popen(  # noqa: S603 (argv is built by the launcher)
