@@ -46,6 +46,9 @@ from huibao_platform.serve import tune_gc
 from huibao_reporting.bootstrap import Runtime, build_app
 from huibao_reporting.settings import ReportingSettings
 
+WAITING = "SELECT count(*) FROM reporting.outbox WHERE published_offset IS NULL"
+"""Outbox rows not relayed yet (published ones are kept until the rollup confirms them)."""
+
 
 def _outcomes() -> dict[str, int]:
     """Events ruled on by the Kafka intake so far, by outcome (the intake counter)."""
@@ -109,7 +112,7 @@ async def run(
         while not rt.kafka_ready.is_set():  # noqa: ASYNC110 (polls a flag)
             await asyncio.sleep(0.05)
         pool = rt.need(rt.pool)
-        while await pool.fetchval("SELECT count(*) FROM reporting.outbox"):  # noqa: ASYNC110
+        while await pool.fetchval(WAITING):  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # the registry's changes are out
         published = await publish(bootstrap, prefix, events)
         started, cpu = time.perf_counter(), time.process_time()
@@ -118,7 +121,7 @@ async def run(
         while _ruled() - before < len(events) and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         intake_s = time.perf_counter() - started
-        while await pool.fetchval("SELECT count(*) FROM reporting.outbox"):
+        while await pool.fetchval(WAITING):
             if time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.05)

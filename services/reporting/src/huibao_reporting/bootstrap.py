@@ -28,10 +28,10 @@ from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.errors import BrokerUnavailableError
 from huibao_platform.http import install_common, principal_dependency, whoami_router
-from huibao_platform.kafka import broker_reachable, ensure_topics, new_producer
+from huibao_platform.kafka import broker_reachable, client_options, ensure_topics, new_producer
 from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
-from huibao_platform.outbox import OutboxRelay
+from huibao_platform.outbox import OutboxRelay, Retain
 from huibao_reporting.adapters import schema
 from huibao_reporting.adapters.registry_cache import RegistryCache
 from huibao_reporting.domain.checks import IntakeRules
@@ -113,6 +113,8 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
             schema.SCHEMA,
             batch=settings.relay_batch,
             topic_prefix=settings.topic_prefix,
+            retain=_retain(settings),
+            fault_pause=settings.relay_fault_pause_ms / 1000,
         )
         relay_task = asyncio.create_task(rt.relay.run(stop), name="outbox-relay")
         rt.kafka_ready.set()
@@ -125,6 +127,19 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
         await relay_task
         await producer.stop()
         return
+
+
+def _retain(settings: ReportingSettings) -> Retain:
+    """What the relay keeps after publishing: accepted events until the rollup's group
+    committed past them, changes and rejects for the retention (docs/architecture.md)."""
+    group = settings.outbox_confirm_group
+    kept = {topics.ORGUNIT_CHANGES, topics.ACTIVITY_REJECTED}
+    return Retain(
+        groups={topics.ACTIVITY_ACCEPTED: group} if group else {},
+        topics=frozenset(kept if group else kept | {topics.ACTIVITY_ACCEPTED}),
+        retention_seconds=settings.outbox_retention_hours * 3600,
+        kafka_options=client_options(settings),
+    )
 
 
 def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> FastAPI:

@@ -43,6 +43,16 @@ class ReportingSettings(CommonSettings):
     kafka_group_id: str = Field(
         default="huibao-reporting", description="Consumer group of the Kafka intake."
     )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=300_000,
+        description="Consumer-group session timeout of the Kafka intake: how soon the "
+        "partitions of a replica that died move to the others (or to its restart).",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=3000, ge=100, le=60_000, description="Kafka intake consumer-group heartbeat."
+    )
     kafka_intake: bool = Field(
         default=True, description="Consume huibao.activity.submitted (off: HTTP intake only)."
     )
@@ -63,6 +73,28 @@ class ReportingSettings(CommonSettings):
         "they are dropped whenever the registry changes.",
     )
     relay_batch: int = Field(default=2000, ge=1, description="Outbox rows relayed per round.")
+    outbox_confirm_group: str = Field(
+        default="huibao-rollup",
+        description="Consumer group (the rollup's HUIBAO_CONSUMER_GROUP) whose committed "
+        "offsets on huibao.activity.accepted release published outbox rows; until then they "
+        "are kept, and published again if the broker loses them. Empty: accepted rows are "
+        "kept for outbox_retention_hours instead.",
+    )
+    relay_fault_pause_ms: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Test hook, off (0) in any real deployment: the relay pauses this long "
+        "after Kafka acknowledged a round and before recording it, logging "
+        "`relay_fault_pause`, so that the chaos run (tests/fault) can kill it there.",
+    )
+    outbox_retention_hours: float = Field(
+        default=168,
+        gt=0,
+        description="How long published org-unit changes and rejects (and accepted events "
+        "without a confirming group) stay in the outbox, to be published again if the "
+        "broker loses its topics; their consumers must catch up within it.",
+    )
     db_pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL pool size.")
 
     @property

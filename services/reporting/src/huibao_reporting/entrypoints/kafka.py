@@ -167,6 +167,8 @@ def build_broker(settings: ReportingSettings, intake: Callable[[], Intake]) -> K
         auto_offset_reset="earliest",
         max_records=settings.kafka_batch_records,
         batch_timeout_ms=100,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         parser=tolerant_parser,
         decoder=raw_decoder,
     )

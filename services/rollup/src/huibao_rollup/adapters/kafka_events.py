@@ -27,6 +27,7 @@ from huibao_contracts.rejects import FieldError
 from huibao_contracts.topics import ACTIVITY_ACCEPTED
 from huibao_platform.kafka import client_options
 from huibao_platform.logs import get_logger
+from huibao_platform.outbox import EPOCH_HEADER
 from huibao_rollup.adapters.codec import decode_event, record_key
 from huibao_rollup.domain.model import ActivityEvent
 from huibao_rollup.ports import PositionStore
@@ -147,10 +148,10 @@ class EventSource:
         for r in records:
             event = decode_event(r.value, tp.partition)
             if isinstance(event, list):
-                key = record_key(r.value, None)
+                key = record_key(r.value, None) + log_epoch(r)
                 polled.append(Polled(tp.partition, r.offset, key, None, event, r))
             else:
-                key = record_key(r.value, event)
+                key = record_key(r.value, event) + log_epoch(r)
                 polled.append(Polled(tp.partition, r.offset, key, event, None, r))
         if part.verify is not None:
             offset, key = part.verify
@@ -254,3 +255,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._source.assign(list(assigned))
+
+
+def log_epoch(record: ConsumerRecord) -> str:
+    """`@N` when the record carries the outbox's log epoch (its topic started over N times;
+    see `huibao_platform.outbox`), else "". Part of the key a stored position is checked
+    against, so that a rewritten log never passes for the one the rollup applied."""
+    for name, value in record.headers or ():
+        if name == EPOCH_HEADER:
+            return "@" + bytes(value or b"").decode(errors="replace")
+    return ""

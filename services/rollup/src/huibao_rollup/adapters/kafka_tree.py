@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -23,6 +24,7 @@ from huibao_platform.kafka import client_options
 from huibao_platform.logs import get_logger
 from huibao_platform.settings import CommonSettings
 from huibao_rollup.adapters.codec import decode_change
+from huibao_rollup.adapters.kafka_events import log_epoch
 
 log = get_logger(__name__)
 
@@ -44,6 +46,8 @@ class TreeFeed:
             auto_offset_reset="earliest",
         )
         self._positions: dict[TopicPartition, int] = {}
+        self._epochs: dict[TopicPartition, set[str]] = {}
+        """Log epochs met per partition (see `_same_log`)."""
         self._progress = asyncio.Condition()
         self._rounds = 0
         self._stopped = False
@@ -89,7 +93,12 @@ class TreeFeed:
                 log.warning("orgunit_fetch_failed", error=str(e))
                 await asyncio.sleep(1)
                 continue
-            for tp, records in chunk.items():
+            for tp, all_records in chunk.items():
+                records = self._same_log(tp, all_records)
+                if not records:
+                    await self._consumer.seek_to_beginning(tp)
+                    self._positions[tp] = 0
+                    continue
                 changes = [c for r in records if (c := decode_change(r.value)) is not None]
                 while not stop.is_set():
                     try:
@@ -101,6 +110,9 @@ class TreeFeed:
                 else:
                     return
                 self._positions[tp] = records[-1].offset + 1
+                if len(records) < len(all_records):
+                    await self._consumer.seek_to_beginning(tp)
+                    self._positions[tp] = 0
             if not chunk:
                 idle += 1
                 if idle % 25 == 0:  # about every 5 s of silence
@@ -110,6 +122,26 @@ class TreeFeed:
             async with self._progress:
                 self._rounds += 1
                 self._progress.notify_all()
+
+    def _same_log(self, tp: TopicPartition, records: list[Any]) -> list[Any]:
+        """The records up to where the outbox's log epoch changes (the topic started over
+        and was published again: `huibao_platform.outbox`); the caller then reads the
+        partition from its beginning. An epoch seen once is then accepted as it is."""
+        seen = self._epochs.setdefault(tp, set())
+        for i, r in enumerate(records):
+            epoch = log_epoch(r)
+            if epoch not in seen:
+                seen.add(epoch)
+                if len(seen) > 1:
+                    log.warning(
+                        "broker_lost_data",
+                        topic=self._topic,
+                        partition=tp.partition,
+                        position=r.offset,
+                        epoch=epoch,
+                    )
+                    return records[:i]
+        return records
 
     async def _check_lost(self) -> None:
         """A partition whose high watermark fell below our position is read again (the
