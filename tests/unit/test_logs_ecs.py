@@ -36,6 +36,10 @@ PROGRAM = textwrap.dedent(
     )
     log.warning("batch_retry", error="connection refused")
     warnings.warn("careful")
+    class Leaky:
+        def __del__(self):
+            raise OSError("in __del__")
+    Leaky()
     worker = threading.Thread(target=lambda: 1 / 0, name="worker")
     worker.start()
     worker.join()
@@ -97,6 +101,9 @@ def test_every_line_is_ecs_json_and_exceptions_are_structured() -> None:
 
     [warned] = [line for line in lines if line["log.logger"] == "py.warnings"]
     assert "UserWarning: careful" in warned["message"]
+
+    [ignored] = [line for line in lines if line["message"].startswith("Exception ignored in")]
+    assert (ignored["error.type"], ignored["error.message"]) == ("OSError", "in __del__")
 
     thread = by_message["uncaught exception in thread worker"]
     assert thread["error.type"] == "ZeroDivisionError"

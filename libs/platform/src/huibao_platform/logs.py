@@ -198,7 +198,12 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     threshold = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: structlog.typing.Processor = (
-        _EcsRenderer(service) if json_output else structlog.dev.ConsoleRenderer(colors=False)
+        _EcsRenderer(service)
+        if json_output
+        # plain tracebacks: rich's would print every frame's locals (a token, a member)
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -249,6 +254,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
     # traceback printed on stderr.
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
+    sys.unraisablehook = _log_unraisable
 
 
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
@@ -262,6 +268,17 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         "uncaught exception in thread %s",
         args.thread.name if args.thread else "?",
         exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
+def _log_unraisable(args: Any) -> None:
+    """What Python would print as `Exception ignored in: ...` (a failing `__del__`)."""
+    exc = args.exc_value
+    logging.getLogger("huibao.uncaught").error(
+        "%s: %r",
+        args.err_msg or "Exception ignored in",
+        args.object,
+        exc_info=(type(exc), exc, args.exc_traceback) if exc is not None else None,
     )
 
 
