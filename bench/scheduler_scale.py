@@ -54,7 +54,7 @@ from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
 from huibao_platform.clock import ManualClock
 from huibao_platform.logs import configure_logging
-from huibao_scheduler.bootstrap import Seams, build_app
+from huibao_scheduler.bootstrap import build_adapters, build_app
 from huibao_scheduler.settings import SchedulerSettings
 from huibao_stack.infra import Infrastructure
 
@@ -416,18 +416,20 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, flo
             start = dt.datetime(2030, 7, 1, tzinfo=SH)
             if args.skip_month:
                 start = dt.datetime(2030, 9, 1, tzinfo=SH)
-            app = build_app(settings, ManualClock(start), Seams(ticker=False, replica="bench"))
-            async with app.router.lifespan_context(app):
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(
-                    transport=transport,
-                    base_url="http://scheduler",
-                    headers={"Authorization": f"Bearer {ADMIN}"},
-                    timeout=3600,
-                ) as client:
-                    if not args.skip_month:
-                        await month(client, url, figures, peaks)
-                    await feedback(client, url, figures, peaks)
+            adapters = build_adapters(settings, clock=ManualClock(start), replica="bench")
+            async with adapters as given:
+                app = build_app(settings, given, ticker=False)
+                async with app.router.lifespan_context(app):
+                    transport = httpx.ASGITransport(app=app)
+                    async with httpx.AsyncClient(
+                        transport=transport,
+                        base_url="http://scheduler",
+                        headers={"Authorization": f"Bearer {ADMIN}"},
+                        timeout=3600,
+                    ) as client:
+                        if not args.skip_month:
+                            await month(client, url, figures, peaks)
+                        await feedback(client, url, figures, peaks)
     finally:
         await infra.stop()
         shutil.rmtree(run_dir, ignore_errors=True)

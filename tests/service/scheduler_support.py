@@ -243,6 +243,30 @@ async def running(app: Any) -> AsyncIterator[Any]:
             yield client
 
 
+@asynccontextmanager
+async def real_adapters(settings: Any, clock: Any, **options: Any) -> AsyncIterator[Any]:
+    """The scheduler's adapters as production builds them (`bootstrap.build_adapters`: the
+    test PostgreSQL, the embedded broker, the rollup stand-in over HTTP) on `clock`;
+    `options` name a replica or an `on_claimed` hook."""
+    from huibao_scheduler.bootstrap import build_adapters
+
+    async with build_adapters(settings, clock=clock, **options) as adapters:
+        yield adapters
+
+
+@asynccontextmanager
+async def serving(settings: Any, clock: Any, **options: Any) -> AsyncIterator[Any]:
+    """The scheduler app (ticker off) over `real_adapters(settings, clock, **options)`,
+    passed in as production passes its own; yields an httpx client talking to it."""
+    from huibao_scheduler.bootstrap import build_app
+
+    async with (
+        real_adapters(settings, clock, **options) as adapters,
+        running(build_app(settings, adapters, ticker=False)) as client,
+    ):
+        yield client
+
+
 # --- reading what was published ---------------------------------------------------------------
 
 

@@ -19,8 +19,8 @@ from tests.service.scheduler_support import (
     RollupStub,
     end_offsets,
     read_since,
-    running,
     serve_stub,
+    serving,
     settings_for,
 )
 from tests.support.shanghai import at
@@ -28,7 +28,6 @@ from tests.support.tree import build_city
 
 from huibao_contracts import topics
 from huibao_platform.clock import ManualClock
-from huibao_scheduler.bootstrap import Seams, build_app
 
 pytestmark = [pytest.mark.stack]
 
@@ -70,8 +69,7 @@ async def test_upcoming_reminder_rerun_after_a_failure_mid_walk_notifies_each_br
     servers = infra.bootstrap_servers
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url, issue_chunk=2, walk_workers=1)
-        app = build_app(settings, ManualClock(at(2026, 7, 1)), Seams(ticker=False))
-        async with running(app) as client:
+        async with serving(settings, ManualClock(at(2026, 7, 1))) as client:
             since = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
             assert (await put_clock(client, at(2026, 7, 1)))["pending"] == 0
             # roots, the city's, the first county's and two townships' listings, then 503s
@@ -110,8 +108,7 @@ async def test_feedback_round_rerun_after_a_failure_mid_walk_issues_each_report_
         settings = settings_for(
             infra, url, rollup_url, issue_chunk=2, walk_workers=1, first_period="2030-09"
         )
-        app = build_app(settings, ManualClock(at(2030, 9, 1)), Seams(ticker=False))
-        async with running(app) as client:
+        async with serving(settings, ManualClock(at(2030, 9, 1))) as client:
             assert (await put_clock(client, at(2030, 10, 9)))["pending"] == 0
             since_reports = await end_offsets(servers, settings.topic(topics.FEEDBACK_ISSUED))
             since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))

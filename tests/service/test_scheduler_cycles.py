@@ -14,8 +14,8 @@ from tests.service.scheduler_support import (
     RollupStub,
     end_offsets,
     read_since,
-    running,
     serve_stub,
+    serving,
     settings_for,
 )
 from tests.support.shanghai import at
@@ -23,7 +23,6 @@ from tests.support.tree import build_city
 
 from huibao_contracts import topics
 from huibao_platform.clock import ManualClock
-from huibao_scheduler.bootstrap import Seams, build_app
 
 pytestmark = [pytest.mark.stack]
 
@@ -44,8 +43,7 @@ async def test_a_month_runs_every_step_in_order_with_its_notifications(infra: An
     servers = infra.bootstrap_servers
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url)
-        app = build_app(settings, ManualClock(at(2026, 7, 1)), Seams(ticker=False))
-        async with running(app) as client:
+        async with serving(settings, ManualClock(at(2026, 7, 1))) as client:
             since_cycles = await end_offsets(servers, settings.topic(topics.CYCLE_EVENTS))
             since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
             assert await move(client, at(2026, 7, 1)) == [
@@ -137,8 +135,7 @@ async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> No
     servers = infra.bootstrap_servers
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url)
-        app = build_app(settings, ManualClock(at(2027, 7, 2)), Seams(ticker=False))
-        async with running(app) as client:
+        async with serving(settings, ManualClock(at(2027, 7, 2))) as client:
             since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
             assert await move(client, at(2027, 7, 2)) == [
                 ("party_day", "2027-07", "opened", False),
@@ -146,8 +143,7 @@ async def test_catch_up_after_downtime_skips_useless_reminders(infra: Any) -> No
             ]
         # Down from July 2 to August 3; a new process with the same database catches up.
         stub.reports[("sc2.c1.t1.b1", "2027-07")] = "late"
-        app = build_app(settings, ManualClock(at(2027, 8, 3)), Seams(ticker=False))
-        async with running(app) as client:
+        async with serving(settings, ManualClock(at(2027, 8, 3))) as client:
             assert await move(client, at(2027, 8, 3)) == [
                 ("party_day", "2027-07", "upcoming_reminder", True),
                 ("party_day", "2027-07", "overdue_reminder", True),
@@ -173,8 +169,7 @@ async def test_manual_run_and_admin_only_routes(infra: Any) -> None:
     url = await infra.fresh_database("sched_manual")
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url)
-        app = build_app(settings, ManualClock(at(2028, 5, 10)), Seams(ticker=False))
-        async with running(app) as client:
+        async with serving(settings, ManualClock(at(2028, 5, 10))) as client:
             r = await client.post("/v1/cycles/party_day/2028-05/run")
             assert r.status_code == 200, r.text
             assert r.json()["transition"]["step"] == "opened"

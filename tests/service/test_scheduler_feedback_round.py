@@ -12,8 +12,8 @@ from tests.service.scheduler_support import (
     RollupStub,
     end_offsets,
     read_since,
-    running,
     serve_stub,
+    serving,
     settings_for,
 )
 from tests.support.tree import build_city
@@ -21,7 +21,6 @@ from tests.support.tree import build_city
 from huibao_contracts import topics
 from huibao_platform.auth import hash_token
 from huibao_platform.clock import ManualClock
-from huibao_scheduler.bootstrap import Seams, build_app
 
 pytestmark = [pytest.mark.stack]
 SH = ZoneInfo("Asia/Shanghai")
@@ -44,10 +43,7 @@ async def test_quarterly_feedback_for_every_unit(infra: Any) -> None:
     servers = infra.bootstrap_servers
     async with serve_stub(stub) as rollup_url:
         settings = settings_for(infra, url, rollup_url)
-        app = build_app(
-            settings, ManualClock(dt.datetime(2030, 7, 1, tzinfo=SH)), Seams(ticker=False)
-        )
-        async with running(app) as client:
+        async with serving(settings, ManualClock(dt.datetime(2030, 7, 1, tzinfo=SH))) as client:
             since = await end_offsets(servers, settings.topic(topics.FEEDBACK_ISSUED))
             r = await client.get("/v1/feedback/sf.c1.t1", params={"quarter": Q3})
             assert r.status_code == 404

@@ -19,8 +19,8 @@ from tests.service.scheduler_support import (
     RollupStub,
     end_offsets,
     read_since,
-    running,
     serve_stub,
+    serving,
     settings_for,
 )
 from tests.support.shanghai import at
@@ -28,7 +28,6 @@ from tests.support.tree import build_city
 
 from huibao_contracts import topics
 from huibao_platform.clock import ManualClock
-from huibao_scheduler.bootstrap import Seams, build_app
 from huibao_scheduler.domain.plan import PlannedStep, Step
 
 pytestmark = [pytest.mark.stack]
@@ -63,22 +62,12 @@ async def test_three_replicas_run_each_step_once_even_when_the_leader_dies(infra
         settings = settings_for(infra, url, rollup_url)
         start = at(2029, 7, 1)
         a = await stack.enter_async_context(
-            running(
-                build_app(
-                    settings,
-                    ManualClock(start),
-                    Seams(ticker=False, replica="A", on_claimed=die_at_upcoming_reminder),
-                )
-            )
+            serving(settings, ManualClock(start), replica="A", on_claimed=die_at_upcoming_reminder)
         )
         since_cycles = await end_offsets(servers, settings.topic(topics.CYCLE_EVENTS))
         since_notes = await end_offsets(servers, settings.topic(topics.NOTIFICATIONS))
-        b = await stack.enter_async_context(
-            running(build_app(settings, ManualClock(start), Seams(ticker=False, replica="B")))
-        )
-        c = await stack.enter_async_context(
-            running(build_app(settings, ManualClock(start), Seams(ticker=False, replica="C")))
-        )
+        b = await stack.enter_async_context(serving(settings, ManualClock(start), replica="B"))
+        c = await stack.enter_async_context(serving(settings, ManualClock(start), replica="C"))
 
         ran = await move_all([a, b, c], at(2029, 7, 1))
         assert sorted(ran) == [("2029-07", "opened"), ("2029-Q3", "opened")]

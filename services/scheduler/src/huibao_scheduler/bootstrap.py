@@ -1,7 +1,12 @@
-"""The one wiring point: settings (and optionally a clock or test seams) in, FastAPI app out.
+"""The one wiring point: adapters in, the scheduler out; settings in, the FastAPI app out.
 
-The app's lifespan connects to PostgreSQL, installs the schema, starts the Kafka producer,
-the outbox relay and the ticker, and stops them in reverse order.
+`Adapters` holds everything the scheduler talks to, connected. `build_adapters` is the one
+place that builds the production ones (PostgreSQL, the Kafka producer and outbox relay,
+the rollup's HTTP client, the clock HUIBAO_CLOCK names); tests build theirs with it too,
+with a manual clock, a replica name or a hook of their own. `bootstrap(adapters, settings)`
+wires the use cases over them, as cosmicpython's `bootstrap.bootstrap(uow=..., ...)` does.
+`build_app` serves a `Scheduler` over HTTP: its lifespan takes the given adapters (or
+builds them), bootstraps, runs the outbox relay and the ticker, and stops them in reverse.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -36,30 +41,30 @@ from huibao_scheduler.entrypoints.http import build_router
 from huibao_scheduler.entrypoints.ticker import run_ticker
 from huibao_scheduler.service_layer.cycle_runner import CycleRunner
 from huibao_scheduler.service_layer.effect_gatherer import EffectGatherer
+from huibao_scheduler.service_layer.ports import Cycles, IssuedEffects, Publisher
 from huibao_scheduler.settings import SchedulerSettings
 
 
-@dataclass(slots=True)
-class Seams:
-    """Optional test seams: a hook inside the step transaction, a rollup transport, a name."""
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """Everything the scheduler talks to, connected (see `build_adapters`)."""
 
-    on_claimed: ClaimHook | None = None
-    rollup_transport: httpx.AsyncBaseTransport | None = None
-    replica: str = field(default_factory=socket.gethostname)
-    ticker: bool = True
+    pool: asyncpg.Pool
+    cycles: Cycles
+    issued: IssuedEffects
+    publisher: Publisher
+    rollup: RollupClient
+    tokens: TokenStore
+    relay: OutboxRelay
+    clock: Clock
 
 
-@dataclass(slots=True)
-class _Wired:
-    pool: asyncpg.Pool | None = None
-    tokens: TokenStore | None = None
-    store: CycleStore | None = None
-    runner: CycleRunner | None = None
-    rollup: RollupClient | None = None
+@dataclass(frozen=True, slots=True)
+class Scheduler:
+    """The wired scheduler: its use cases over its adapters."""
 
-    async def rollup_ready(self) -> bool:
-        """A readiness check: the rollup, whose query API every step reads, answers."""
-        return self.rollup is not None and await self.rollup.reachable()
+    runner: CycleRunner
+    adapters: Adapters
 
 
 log = get_logger(__name__)
@@ -100,92 +105,120 @@ async def _drain(pool: asyncpg.Pool, relay: OutboxRelay, seconds: float = 5.0) -
                 await asyncio.sleep(0.05)
 
 
-def _not_started() -> HTTPException:
-    return HTTPException(503, error_body("service", "unavailable", "the scheduler is starting"))
+@contextlib.asynccontextmanager
+async def build_adapters(
+    settings: SchedulerSettings,
+    *,
+    clock: Clock | None = None,
+    replica: str | None = None,
+    on_claimed: ClaimHook | None = None,
+    rollup_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Adapters]:
+    """The production adapters, connected, closed in reverse order on exit.
 
-
-def build_app(  # noqa: PLR0915 (the wiring: one closure per dependency)
-    settings: SchedulerSettings, clock: Clock | None = None, seams: Seams | None = None
-) -> FastAPI:
-    """The scheduler app; `clock` overrides HUIBAO_CLOCK (tests inject a ManualClock)."""
-    seams = seams or Seams()
-    the_clock = clock or make_clock(settings)
-    wired = _Wired()
-
-    def tokens() -> TokenStore:
-        if wired.tokens is None:
-            raise _not_started()
-        return wired.tokens
-
-    def runner() -> CycleRunner:
-        if wired.runner is None:
-            raise _not_started()
-        return wired.runner
-
-    def store() -> CycleStore:
-        if wired.store is None:
-            raise _not_started()
-        return wired.store
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    `clock` overrides HUIBAO_CLOCK, `replica` the host name the step ledger records,
+    `on_claimed` the HUIBAO_STEP_DELAY_SECONDS hook inside the step transaction, and
+    `rollup_transport` the rollup client's transport (all for tests and the bench).
+    """
+    replica = replica or socket.gethostname()
+    async with contextlib.AsyncExitStack() as stack:
         pool = await db.create_pool(settings.database_url)
+        stack.push_async_callback(pool.close)
         await install_schema(pool)
         await kafka.ensure_topics(settings)
         producer = kafka.new_producer(settings)
         await producer.start()
-        relay = OutboxRelay(pool, producer, SCHEMA, topic_prefix=settings.topic_prefix)
+        stack.push_async_callback(producer.stop)
         rollup = RollupClient(
             settings.rollup_url,
             settings.admin_token,
             page_size=settings.rollup_page_size,
             concurrency=settings.rollup_concurrency,
             timeout=settings.rollup_timeout,
-            transport=seams.rollup_transport,
+            transport=rollup_transport,
         )
-        wired.pool, wired.tokens, wired.rollup = (
-            pool,
-            TokenStore(pool, settings.admin_token),
-            rollup,
-        )
-        wired.tokens.start(settings.database_url)  # revocations drop the cache at once
-        on_claimed = seams.on_claimed
+        stack.push_async_callback(rollup.aclose)
+        tokens = TokenStore(pool, settings.admin_token)
+        tokens.start(settings.database_url)  # revocations drop the cache at once
+        stack.push_async_callback(tokens.close)
         if on_claimed is None and settings.step_delay_seconds > 0:
-            on_claimed = step_delay(settings.step_delay_seconds, seams.replica)
-        wired.store = CycleStore(pool, seams.replica, on_claimed)
-        wired.runner = CycleRunner(
-            store=wired.store,
+            on_claimed = step_delay(settings.step_delay_seconds, replica)
+        yield Adapters(
+            pool=pool,
+            cycles=CycleStore(pool, replica, on_claimed),
             issued=IssuedStore(pool),
             publisher=publisher,
-            effects=EffectGatherer(rollup, settings.calendar, workers=settings.walk_workers),
-            rules=settings.calendar,
-            clock=the_clock,
-            default_first_month=settings.first_month,
-            on_committed=relay.kick,
-            chunk=settings.issue_chunk,
+            rollup=rollup,
+            tokens=tokens,
+            relay=OutboxRelay(pool, producer, SCHEMA, topic_prefix=settings.topic_prefix),
+            clock=clock or make_clock(settings),
         )
-        app.state.runner = wired.runner
-        await wired.runner.first_month()  # fixed from the clock at start, before any move
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
-        if seams.ticker:
-            tasks.append(
-                asyncio.create_task(
-                    run_ticker(wired.runner, settings.tick_seconds, stop), name="ticker"
-                )
-            )
-        try:
-            yield
-        finally:
-            await _drain(pool, relay)
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if wired.tokens is not None:
-                await wired.tokens.close()
-            wired.runner = wired.store = wired.tokens = wired.pool = wired.rollup = None
-            await rollup.aclose()
-            await producer.stop()
-            await pool.close()
+
+
+def bootstrap(adapters: Adapters, settings: SchedulerSettings) -> Scheduler:
+    """The scheduler's use cases wired over `adapters`."""
+    rules = settings.calendar
+    runner = CycleRunner(
+        store=adapters.cycles,
+        issued=adapters.issued,
+        publisher=adapters.publisher,
+        effects=EffectGatherer(adapters.rollup, rules, workers=settings.walk_workers),
+        rules=rules,
+        clock=adapters.clock,
+        default_first_month=settings.first_month,
+        on_committed=adapters.relay.kick,
+        chunk=settings.issue_chunk,
+    )
+    return Scheduler(runner=runner, adapters=adapters)
+
+
+def _not_started() -> HTTPException:
+    return HTTPException(503, error_body("service", "unavailable", "the scheduler is starting"))
+
+
+def build_app(
+    settings: SchedulerSettings, adapters: Adapters | None = None, *, ticker: bool = True
+) -> FastAPI:
+    """The scheduler's HTTP app over `adapters` (built from `settings` at start when None;
+    given ones stay open after it stops); `ticker` False leaves steps to clock moves."""
+    wired: Scheduler | None = None
+
+    def scheduler() -> Scheduler:
+        if wired is None:
+            raise _not_started()
+        return wired
+
+    def tokens() -> TokenStore:
+        return scheduler().adapters.tokens
+
+    def runner() -> CycleRunner:
+        return scheduler().runner
+
+    def cycles() -> Cycles:
+        return scheduler().adapters.cycles
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal wired
+        async with contextlib.AsyncExitStack() as stack:
+            given = adapters
+            if given is None:
+                given = await stack.enter_async_context(build_adapters(settings))
+            running = bootstrap(given, settings)
+            await running.runner.first_month()  # fixed from the clock at start, before any move
+            relay, stop = given.relay, asyncio.Event()
+            tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
+            if ticker:
+                loop = run_ticker(running.runner, settings.tick_seconds, stop)
+                tasks.append(asyncio.create_task(loop, name="ticker"))
+            wired = running
+            try:
+                yield
+            finally:
+                await _drain(given.pool, relay)
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                wired = None
 
     app = FastAPI(
         title="Huibao scheduler",
@@ -195,7 +228,11 @@ def build_app(  # noqa: PLR0915 (the wiring: one closure per dependency)
     )
 
     async def postgres_ready() -> bool:
-        return wired.pool is not None and await db.ping(wired.pool)
+        return wired is not None and await db.ping(wired.adapters.pool)
+
+    async def rollup_ready() -> bool:
+        """The rollup, whose query API every step reads, answers."""
+        return wired is not None and await wired.adapters.rollup.reachable()
 
     async def broker_ready() -> bool:
         return await kafka.broker_reachable(settings)
@@ -203,8 +240,8 @@ def build_app(  # noqa: PLR0915 (the wiring: one closure per dependency)
     install_common(
         app,
         "scheduler",
-        {"postgres": postgres_ready, "kafka": broker_ready, "rollup": wired.rollup_ready},
+        {"postgres": postgres_ready, "kafka": broker_ready, "rollup": rollup_ready},
     )
-    app.include_router(build_router(runner, store, principal_dependency(tokens)))
+    app.include_router(build_router(runner, cycles, principal_dependency(tokens)))
     app.include_router(whoami_router(principal_dependency(tokens)))
     return app
