@@ -41,8 +41,10 @@ from huibao_contracts import topics
 from huibao_contracts.orgunits import OrgUnit
 from huibao_platform import metrics
 from huibao_platform.clock import SystemClock
+from huibao_platform.kafka import create_topics
 from huibao_platform.logs import configure_logging
 from huibao_platform.serve import tune_gc
+from huibao_platform.settings import TopicSettings
 from huibao_reporting.bootstrap import Runtime, build_app
 from huibao_reporting.settings import ReportingSettings
 
@@ -102,13 +104,15 @@ async def run(
         kafka_batch_records=args.batch,
         log_level="warning",
     )
+    await create_topics(TopicSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix))
     app = build_app(settings)
     tune_gc(app, settings.gc_threshold)  # as `huibao-reporting` runs it
     rt: Runtime = app.state.runtime
     before, counted = _ruled(), _outcomes()
     async with app.router.lifespan_context(app):
         registry = rt.need(rt.registry)
-        await registry.import_units([OrgUnit.model_validate(u) for u in tree.units], None)
+        today = settings.calendar.local_date(SystemClock().now())
+        await registry.import_units([OrgUnit.model_validate(u) for u in tree.units], None, today)
         while not rt.kafka_ready.is_set():  # noqa: ASYNC110 (polls a flag)
             await asyncio.sleep(0.05)
         pool = rt.need(rt.pool)

@@ -36,8 +36,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.common import pct
 from bench.embedded import infrastructure
 from huibao_contracts.periods import Period
+from huibao_platform.kafka import create_topics
 from huibao_platform.logs import configure_logging
 from huibao_platform.serve import tune_gc
+from huibao_platform.settings import TopicSettings
 from huibao_rollup.adapters import pg_admin
 from huibao_rollup.bootstrap import RollupService, build_app
 from huibao_rollup.settings import RollupSettings
@@ -195,6 +197,7 @@ async def run(args: argparse.Namespace, database: str, bootstrap: str) -> dict[s
         batch_max_records=args.batch,
         log_level="warning",
     )
+    await create_topics(TopicSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap))  # its reject topic
     app = build_app(settings)
     tune_gc(app, settings.gc_threshold)  # as `huibao-rollup` runs it
     service: RollupService = app.state.service

@@ -53,7 +53,9 @@ from bench.settings import BenchSettings
 from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import Period
 from huibao_platform.clock import ManualClock
+from huibao_platform.kafka import create_topics
 from huibao_platform.logs import configure_logging
+from huibao_platform.settings import TopicSettings
 from huibao_scheduler.bootstrap import build_adapters, build_app
 from huibao_scheduler.settings import SchedulerSettings
 from huibao_stack.infra import Infrastructure
@@ -416,6 +418,10 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, flo
             start = dt.datetime(2030, 7, 1, tzinfo=SH)
             if args.skip_month:
                 start = dt.datetime(2030, 9, 1, tzinfo=SH)
+            topic_settings = TopicSettings(
+                KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers, topic_prefix=settings.topic_prefix
+            )
+            await create_topics(topic_settings)  # as `huibao topics` would
             adapters = build_adapters(settings, clock=ManualClock(start), replica="bench")
             async with adapters as given:
                 app = build_app(settings, given, ticker=False)

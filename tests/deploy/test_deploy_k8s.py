@@ -16,6 +16,7 @@ import jsonschema
 import kubernetes_validate
 import pydantic
 import pytest
+import yaml
 from deploy_support import (
     CONTRACT_ENV,
     DEPLOY,
@@ -466,6 +467,15 @@ def test_topics(render: Render, overlay: str) -> None:
         replicas = topic["spec"]["replicas"]
         assert 1 <= replicas <= brokers, name
         assert topic["spec"]["config"]["min.insync.replicas"] == max(1, replicas - 1), name
+    # replication comes from one place (the base's KafkaTopic patch), the same for all
+    layouts = {
+        (t["spec"]["replicas"], t["spec"]["config"]["min.insync.replicas"]) for t in topics.values()
+    }
+    assert len(layouts) == 1, layouts
+    source_text = (DEPLOY / "k8s" / "base" / "kafka" / "topics.yaml").read_text(encoding="utf-8")
+    for source in yaml.safe_load_all(source_text):
+        assert "replicas" not in source["spec"], source["metadata"]["name"]
+        assert "min.insync.replicas" not in source["spec"]["config"], source["metadata"]["name"]
 
 
 def _acls(user: dict[str, Any]) -> set[tuple[str, str, str, frozenset[str]]]:

@@ -19,6 +19,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
+from tests.support.topics import create_huibao_topics
 from tests.support.waits import wait_until
 
 from huibao_reporting.bootstrap import build_app
@@ -139,6 +140,7 @@ def reporting_settings(
 @contextlib.asynccontextmanager
 async def running(settings: ReportingSettings) -> AsyncIterator[ReportingService]:
     """The app with its lifespan running and Kafka started."""
+    await create_huibao_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
     app = build_app(settings)
     tap = TopicTap(
         settings.kafka_bootstrap_servers,

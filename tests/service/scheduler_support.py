@@ -231,7 +231,10 @@ def settings_for(infra: Any, database_url: str, rollup_url: str, **more: Any) ->
 async def running(app: Any) -> AsyncIterator[Any]:
     """Run `app`'s lifespan and yield an httpx client talking to it in-process."""
     import httpx
+    from tests.support.topics import create_huibao_topics
 
+    settings = app.state.settings
+    await create_huibao_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -247,9 +250,13 @@ async def running(app: Any) -> AsyncIterator[Any]:
 async def real_adapters(settings: Any, clock: Any, **options: Any) -> AsyncIterator[Any]:
     """The scheduler's adapters as production builds them (`bootstrap.build_adapters`: the
     test PostgreSQL, the embedded broker, the rollup stand-in over HTTP) on `clock`;
-    `options` name a replica or an `on_claimed` hook."""
+    `options` name a replica or an `on_claimed` hook. Its topics are made first, as
+    `huibao topics` does."""
+    from tests.support.topics import create_huibao_topics
+
     from huibao_scheduler.bootstrap import build_adapters
 
+    await create_huibao_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
     async with build_adapters(settings, clock=clock, **options) as adapters:
         yield adapters
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
+from importlib import metadata
 from typing import Any
 
 import asyncpg
@@ -220,7 +221,8 @@ async def test_readiness_follows_postgres_while_liveness_stays(
             for name, url in urls.items():
                 r = await client.get(f"{url}/health/live")
                 assert r.status_code == 200, (name, r.text)
-                assert r.json() == {"status": "live", "service": name}
+                version = metadata.version(f"huibao-{name}")  # what `huibao status` shows
+                assert r.json() == {"status": "live", "service": name, "version": version}
         finally:
             await postgres.start()
         up = await wait_until(lambda: all_ready(200), timeout=30)

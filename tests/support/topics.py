@@ -55,3 +55,12 @@ async def wait_for_records(
 def headers_dict(record: Record) -> dict[str, bytes]:
     """The record's headers as a dict (the last value of a repeated name wins)."""
     return {k: v or b"" for k, v in record.headers}
+
+
+async def create_huibao_topics(bootstrap: str, prefix: str = "") -> None:
+    """Create the Huibao topics under `prefix`, as `huibao topics` does: services never
+    create them, and a test that runs one in-process with a prefix of its own does it first."""
+    from huibao_platform.kafka import create_topics
+    from huibao_platform.settings import TopicSettings
+
+    await create_topics(TopicSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix))

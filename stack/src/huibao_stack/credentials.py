@@ -17,10 +17,10 @@ import json
 import os
 import secrets
 import stat
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from huibao_platform import db
 from huibao_stack.errors import StartupError
 
 SUPERUSER = "postgres"
@@ -57,13 +57,9 @@ def scram_verifier(password: str, *, iterations: int = SCRAM_ITERATIONS) -> str:
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password replaced by `***`, fit for logs and banners."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """`url` with any password replaced by `***`, fit for logs and banners (the services'
+    own helper, so the launcher and their start-up errors mask alike)."""
+    return db.redact_url(url)
 
 
 def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> int:

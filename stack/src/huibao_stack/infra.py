@@ -125,6 +125,15 @@ class Infrastructure:
             await wait_for_broker(self.bootstrap_servers)
             await create_topics(self.bootstrap_servers)
 
+    async def create_topics(self, prefix: str | None = None) -> None:
+        """Create the Huibao topics under `prefix` (None: HUIBAO_TOPIC_PREFIX) before the
+        services that use it start; an embedded broker creates them again after a restart."""
+        if self.broker is not None:
+            self.broker.topic_prefixes.add(prefix)
+            await create_topics(self.bootstrap_servers, plaintext=True, prefix=prefix)
+        else:
+            await create_topics(self.bootstrap_servers, prefix=prefix)
+
     async def stop(self) -> None:
         """Stop the embedded broker, then the embedded PostgreSQL (a throwaway one's data is
         removed)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -106,9 +107,11 @@ class ServiceProcess:
             while loop.time() < deadline:
                 if not self._child.running():
                     code = self._child.returncode()
+                    why = startup_reason(self.log_tail(200))
                     raise StartupError(
-                        f"service {self.label} exited while starting (exit {code}); "
-                        f"log {self.log_path}:\n{self.log_tail()}"
+                        f"service {self.label} exited while starting (exit {code})"
+                        + (f": {why}" if why else "")
+                        + f"; log {self.log_path}:\n{self.log_tail()}"
                     )
                 try:
                     r = await client.get(f"{self.url}/health/ready")
@@ -138,3 +141,17 @@ class ServiceProcess:
         """Stop (or kill, with `crash`) and start again on the same port."""
         await (self.kill() if crash else self.stop())
         await self.start()
+
+
+def startup_reason(log_text: str) -> str | None:
+    """The reason a service gave for not starting: its last `startup_failed` log line."""
+    for line in reversed(log_text.splitlines()):
+        if "startup_failed" not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line.strip()  # a console-format line: show it as it is
+        if isinstance(record, dict) and record.get("event.action") == "startup_failed":
+            return str(record.get("huibao.reason", ""))  # ECS lines (huibao_platform.logs)
+    return None

@@ -259,6 +259,10 @@ class EmbeddedStack:
                 self._check_ports()
             if self._owns_infra:
                 await self.infra.start()
+            # services never create topics: the launcher makes those of every prefix they use
+            for prefix in {self.env_for(n).get("HUIBAO_TOPIC_PREFIX") for n in self.service_names}:
+                if prefix:
+                    await self.infra.create_topics(prefix)
             procs = [self._new_process(name, self.ports[name], 1) for name in self.service_names]
             if self.parallel_start:
                 await run_together(*(p.start() for p in procs))

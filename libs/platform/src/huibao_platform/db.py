@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -30,20 +31,75 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+def redact_url(url: str) -> str:
+    """`url` with any password (in the user part or a `password=` parameter) replaced by
+    `***`, fit for logs, error messages and banners."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL (a bad port, ...): show none of it
+        return "(an unparsable URL)"
+    if password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        masked = [(k, "***" if k.lower() == "password" else v) for k, v in pairs]
+        parts = parts._replace(query=urllib.parse.urlencode(masked, safe="*"))
+    return urllib.parse.urlunsplit(parts)
+
+
+FATAL_CONNECT_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # auth failed, no such role, pg_hba
+    asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.InvalidPasswordError,
+)
+"""Connection refusals that waiting cannot cure: reported at once, never retried."""
+
+
+def connect_failure(url: str, e: BaseException) -> str:
+    """One line saying why PostgreSQL at `url` refused or did not answer (password masked)."""
+    reason = str(e).strip() or type(e).__name__
+    if isinstance(e, TimeoutError):
+        reason = "no answer (timed out)"
+    elif isinstance(e, OSError):
+        reason = f"connection refused or unreachable ({reason})"
+    return f"cannot connect to PostgreSQL at {redact_url(url)}: {reason}"
+
+
 async def create_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 30
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    attempts: int = 30,
+    within: float | None = None,
 ) -> asyncpg.Pool:
-    """Connect, retrying for a while so services may start before PostgreSQL is up."""
+    """Connect, retrying for a while so services may start before PostgreSQL is up.
+
+    It gives up after `attempts` tries or `within` seconds, whichever comes first, and at
+    once when PostgreSQL refuses the credentials or the database (waiting cannot help);
+    the `StorageUnavailableError` says why, with host, port and database (no password).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if within is None else loop.time() + within
     delay = 0.2
     for attempt in range(1, attempts + 1):
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                command_timeout=60,
+                timeout=max(1.0, min(10.0, within or 10.0)),
             )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as e:
-            if attempt == attempts:
-                raise StorageUnavailableError(f"cannot connect to PostgreSQL: {e}") from e
-            log.warning("postgres_connect_retry", attempt=attempt, error=str(e))
+        except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as e:
+            why = connect_failure(url, e)
+            late = deadline is not None and loop.time() + delay >= deadline
+            if attempt == attempts or late or isinstance(e, (*FATAL_CONNECT_ERRORS, ValueError)):
+                raise StorageUnavailableError(why) from e
+            log.warning("postgres_connect_retry", attempt=attempt, error=why)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
         else:

@@ -16,3 +16,8 @@ class UnstorableValueError(HuibaoError):
 
 class BrokerUnavailableError(HuibaoError):
     """The Kafka broker cannot be reached."""
+
+
+class StartupRefusedError(HuibaoError):
+    """The service cannot start as deployed (its Kafka topics are missing, ...): it exits
+    non-zero with this one-line reason, never a traceback."""

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from importlib import metadata
 from typing import Annotated, Any
 
 import structlog
@@ -45,9 +46,14 @@ def _field_path(loc: Sequence[int | str]) -> str:
 def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyCheck]) -> None:
     """Add health, metrics, error handlers and the canonical request log line to `app`."""
 
+    try:
+        version = metadata.version(f"huibao-{service}")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+
     @app.get("/health/live", tags=["health"], summary="The process is alive")
     async def live() -> dict[str, str]:
-        return {"status": "live", "service": service}
+        return {"status": "live", "service": service, "version": version}
 
     @app.get("/health/ready", tags=["health"], summary="PostgreSQL and Kafka are reachable")
     async def ready() -> JSONResponse:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -14,9 +15,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from huibao_contracts import topics
-from huibao_platform.errors import BrokerUnavailableError
+from huibao_platform.errors import BrokerUnavailableError, StartupRefusedError
 from huibao_platform.logs import get_logger
-from huibao_platform.settings import CommonSettings
+from huibao_platform.settings import CommonSettings, TopicSettings
 
 log = get_logger(__name__)
 
@@ -122,15 +123,39 @@ async def publish_batches(
     return [(p, acked[n].offset + i) for p, n, i in placed]
 
 
-async def ensure_topics(settings: CommonSettings, partitions: dict[str, int] | None = None) -> None:
-    """Create every Huibao topic that does not exist yet (idempotent)."""
-    wanted = {settings.topic(t): n for t, n in (partitions or topics.PARTITIONS).items()}
-    admin = AIOKafkaAdminClient(**client_options(settings))
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    """One Huibao topic after `create_topics`: created now or found, and its layout."""
+
+    name: str
+    created: bool
+    partitions: int
+    replication_factor: int
+
+
+def wanted_topics(settings: TopicSettings) -> dict[str, int]:
+    """Every Huibao topic's real name (the prefix applied) and its partition count."""
+    counts = {**topics.PARTITIONS, **settings.topic_partitions}
+    return {settings.topic(t): n for t, n in counts.items()}
+
+
+async def create_topics(settings: TopicSettings) -> list[TopicState]:
+    """Create every Huibao topic that does not exist yet (idempotent): the deliberate step
+    of `huibao topics` and of the embedded launcher; services never create topics.
+
+    New topics get the partitions, replication factor and `min.insync.replicas` of
+    `settings`; existing ones are reported as they are (never altered).
+    Raises `BrokerUnavailableError` naming the bootstrap servers when the broker is away.
+    """
+    wanted = wanted_topics(settings)
+    rf = settings.topic_replication_factor
+    configs = {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10_000)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=n, replication_factor=1)
+            NewTopic(name, num_partitions=n, replication_factor=rf, topic_configs=configs)
             for name, n in wanted.items()
             if name not in existing
         ]
@@ -138,10 +163,85 @@ async def ensure_topics(settings: CommonSettings, partitions: dict[str, int] | N
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("topics_created", topics=[t.name for t in missing])
-    except KafkaError as e:
-        raise BrokerUnavailableError(f"cannot create topics: {e}") from e
+        found = [name for name in wanted if name not in {t.name for t in missing}]
+        described = await admin.describe_topics(found) if found else []
+    except (KafkaError, OSError) as e:
+        raise BrokerUnavailableError(
+            f"cannot reach the Kafka broker at {settings.kafka_bootstrap_servers}: "
+            f"{e or type(e).__name__}"
+        ) from e
     finally:
         await admin.close()
+    layout = {
+        d["topic"]: (
+            len(d["partitions"]),
+            max((len(p["replicas"]) for p in d["partitions"]), default=0),
+        )
+        for d in described
+    }
+    return [
+        TopicState(name, True, n, rf)
+        if name not in layout
+        else TopicState(name, False, *layout[name])
+        for name, n in wanted.items()
+    ]
+
+
+async def missing_topics(
+    settings: CommonSettings,
+    names: Iterable[str],
+    timeout: float = 2.0,  # noqa: ASYNC109
+) -> list[str]:
+    """Which of `names` (real names) the broker does not have; raises
+    `BrokerUnavailableError` when it does not answer within `timeout` seconds."""
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            existing = set(await admin.list_topics())
+    except (KafkaError, OSError, TimeoutError) as e:
+        raise BrokerUnavailableError(
+            f"the Kafka broker at {settings.kafka_bootstrap_servers} did not answer: "
+            f"{e or type(e).__name__}"
+        ) from e
+    finally:
+        await admin.close()
+    return [name for name in names if name not in existing]
+
+
+def missing_topics_message(settings: CommonSettings, missing: Sequence[str]) -> str:
+    """The one line a service gives when its topics are not there."""
+    return (
+        f"Kafka topics missing on {settings.kafka_bootstrap_servers}: {', '.join(missing)}. "
+        "Services never create topics: create them with `huibao topics` (or the KafkaTopic "
+        "resources of deploy/k8s)"
+    )
+
+
+async def require_topics(
+    settings: CommonSettings, names: Iterable[str], *, broker_required: bool = True
+) -> None:
+    """The start-up check of a service: raise `StartupRefusedError` naming every topic in
+    `names` the broker lacks. With `broker_required` False, a broker that does not answer
+    is only logged (the service retries in the background, not ready until it sees them)."""
+    wanted = list(names)
+    try:
+        missing = await missing_topics(settings, wanted)
+    except BrokerUnavailableError as e:
+        if broker_required:
+            raise
+        log.warning("topics_not_checked", reason=str(e))
+        return
+    if missing:
+        raise StartupRefusedError(missing_topics_message(settings, missing))
+
+
+async def topics_present(settings: CommonSettings, names: Iterable[str]) -> bool:
+    """Readiness: the broker answers and has every topic in `names`."""
+    try:
+        return not await missing_topics(settings, names)
+    except BrokerUnavailableError:
+        return False
 
 
 async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:  # noqa: ASYNC109

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
+from importlib import metadata
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
+from huibao_platform.errors import StartupRefusedError, StorageUnavailableError
+from huibao_platform.logs import get_logger
 from huibao_platform.settings import CommonSettings
+
+STARTUP_FAILURES = (StartupRefusedError, StorageUnavailableError)
+"""Start-up failures told in one log line (`startup_failed`, with the reason) and exit 3."""
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of `distribution` (e.g. `huibao-reporting`), or `unknown`."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def service_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The argument parser of a service binary: `--help` and `--version` answer without
+    reading settings or touching PostgreSQL or Kafka; the service is configured by its
+    environment (HUIBAO_*, DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS; see the README)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="Configured by environment variables only (DATABASE_URL, "
+        "KAFKA_BOOTSTRAP_SERVERS, HUIBAO_*): see the README's configuration section.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version(prog)}")
+    return parser
 
 
 def _drained(signum: int, frame: FrameType | None) -> None:
@@ -41,6 +70,42 @@ def tune_gc(app: FastAPI, threshold: int) -> None:
             gc.collect()
             gc.freeze()
             yield
+
+    app.router.lifespan_context = lifespan
+
+
+class _QuietTraceback(logging.Filter):
+    """Drops uvicorn's traceback of a start-up failure already told in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.told and "Traceback" in record.getMessage())
+
+
+def tell_startup_failure(app: FastAPI) -> None:
+    """Make a start-up that fails for a known reason (PostgreSQL unreachable or refusing,
+    topics missing) log one `startup_failed` line with the reason, without the traceback
+    uvicorn would print; the process still exits 3 (uvicorn's start-up failure)."""
+    inner = app.router.lifespan_context
+    quiet = _QuietTraceback()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+        started = False
+        try:
+            async with inner(a):
+                started = True
+                yield
+        except STARTUP_FAILURES as e:
+            if started:
+                raise
+            quiet.told = True
+            get_logger("huibao.serve").error("startup_failed", reason=str(e))
+            raise
 
     app.router.lifespan_context = lifespan
 
@@ -80,5 +145,6 @@ def serve(app: FastAPI, settings: CommonSettings, graceful_seconds: int = 20) ->
         lifespan="on",
     )
     tune_gc(app, settings.gc_threshold)
+    tell_startup_failure(app)
     signal.signal(signal.SIGTERM, _drained)
     uvicorn.Server(config).run()

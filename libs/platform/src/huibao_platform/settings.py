@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from huibao_contracts.calendar import CalendarRules
@@ -34,6 +34,14 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "HUIBAO_DATABASE_URL"),
         description="PostgreSQL URL (DATABASE_URL), with the password of a role that owns the "
         "database; it needs no superuser.",
+    )
+    database_connect_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="How long a starting service waits for PostgreSQL to answer before it "
+        "exits naming the reason (HUIBAO_DATABASE_CONNECT_SECONDS); refused credentials or "
+        "an unknown database end it at once.",
     )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -132,3 +140,54 @@ class CommonSettings(BaseSettings):
             close_after_days=self.close_after_days,
             feedback_after_days=self.feedback_after_days,
         )
+
+
+class TopicSettings(CommonSettings):
+    """How the Huibao topics are created (`huibao topics`, the embedded launcher); the
+    Kubernetes manifests carry the same three numbers in deploy/k8s (KafkaTopic)."""
+
+    topic_partitions: dict[str, int] = Field(
+        default_factory=dict,
+        description="Partitions per topic where they differ from the contract's "
+        '(HUIBAO_TOPIC_PARTITIONS, JSON, e.g. `{"huibao.activity.accepted": 12}`); '
+        "`huibao.orgunit.changes` keeps one partition so the tree stays in order.",
+    )
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Replicas of every topic created (HUIBAO_TOPIC_REPLICATION_FACTOR); 3 "
+        "on a real cluster, 1 for the embedded broker.",
+    )
+    topic_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="`min.insync.replicas` of every topic created "
+        "(HUIBAO_TOPIC_MIN_INSYNC_REPLICAS): producers wait for all in-sync replicas, so "
+        "with 3 replicas and 2 here one broker may be down without losing writes.",
+    )
+
+    @field_validator("topic_partitions")
+    @classmethod
+    def _known_topics(cls, value: dict[str, int]) -> dict[str, int]:
+        from huibao_contracts import topics
+
+        for name, count in value.items():
+            if name not in topics.PARTITIONS:
+                raise ValueError(f"{name!r} is not a Huibao topic ({', '.join(topics.PARTITIONS)})")
+            if not 1 <= count <= 1000:
+                raise ValueError(f"{name}: partitions must be between 1 and 1000, not {count}")
+            if name == topics.ORGUNIT_CHANGES and count != 1:
+                raise ValueError(f"{name} must keep one partition (the tree's order)")
+        return value
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> TopicSettings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"HUIBAO_TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
+                f"HUIBAO_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write "
+                "could ever be acknowledged"
+            )
+        return self

@@ -26,9 +26,9 @@ from huibao_contracts import topics
 from huibao_platform import db
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
-from huibao_platform.errors import BrokerUnavailableError
+from huibao_platform.errors import BrokerUnavailableError, StartupRefusedError
 from huibao_platform.http import install_common, principal_dependency, whoami_router
-from huibao_platform.kafka import broker_reachable, client_options, ensure_topics, new_producer
+from huibao_platform.kafka import client_options, new_producer, require_topics, topics_present
 from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRelay, Retain
@@ -82,6 +82,14 @@ class Runtime:
         return value
 
 
+def needed_topics(settings: ReportingSettings) -> list[str]:
+    """The topics reporting reads and writes (real names); it never creates them."""
+    used = [topics.ACTIVITY_ACCEPTED, topics.ACTIVITY_REJECTED, topics.ORGUNIT_CHANGES]
+    if settings.kafka_intake:
+        used.insert(0, topics.ACTIVITY_SUBMITTED)
+    return [settings.topic(t) for t in used]
+
+
 async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.Event) -> None:
     """Start producer, relay and consumer, retrying until the broker answers; run until stop."""
     delay = 0.5
@@ -92,11 +100,11 @@ async def _start_kafka(settings: ReportingSettings, rt: Runtime, stop: asyncio.E
             for _ in range(settings.kafka_intake_consumers if settings.kafka_intake else 0)
         ]
         try:
-            await ensure_topics(settings)
+            await require_topics(settings, needed_topics(settings))
             await producer.start()
             for broker in brokers:
                 await broker.start()
-        except (KafkaError, OSError, BrokerUnavailableError) as e:
+        except (KafkaError, OSError, BrokerUnavailableError, StartupRefusedError) as e:
             log.warning("kafka_start_retry", error=str(e))
             with contextlib.suppress(Exception):
                 await producer.stop()
@@ -156,8 +164,14 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        rt.pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
+        rt.pool = await db.create_pool(
+            settings.database_url,
+            max_size=settings.db_pool_size,
+            within=settings.database_connect_seconds,
+        )
         await schema.install(rt.pool)
+        # its topics must exist (made by `huibao topics`); a broker still away is waited for
+        await require_topics(settings, needed_topics(settings), broker_required=False)
         rt.intake = Intake(
             rt.pool,
             clock,
@@ -197,7 +211,7 @@ def build_app(settings: ReportingSettings, *, clock: Clock | None = None) -> Fas
         return rt.pool is not None and await db.ping(rt.pool)
 
     async def kafka_ready() -> bool:
-        return rt.kafka_ready.is_set() and await broker_reachable(settings)
+        return rt.kafka_ready.is_set() and await topics_present(settings, needed_topics(settings))
 
     install_common(
         app, "reporting", {"postgres": db_ready, "kafka": kafka_ready, "progress": lag.ready}

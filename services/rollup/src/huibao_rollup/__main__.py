@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 
 from huibao_platform.logs import configure_logging
-from huibao_platform.serve import serve
+from huibao_platform.serve import serve, service_arguments
 from huibao_rollup.settings import RollupSettings
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `huibao-rollup` console script."""
-    parser = argparse.ArgumentParser(prog="huibao-rollup", description=__doc__)
+    parser = service_arguments("huibao-rollup", __doc__ or "")
     parser.add_argument(
         "command",
         nargs="?",

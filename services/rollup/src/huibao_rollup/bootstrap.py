@@ -23,9 +23,9 @@ from huibao_contracts.orgunits import OrgUnitChange
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.db import ping
-from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
+from huibao_platform.errors import StorageUnavailableError
 from huibao_platform.http import install_common, principal_dependency, whoami_router
-from huibao_platform.kafka import broker_reachable, ensure_topics
+from huibao_platform.kafka import require_topics, topics_present
 from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
 from huibao_rollup.adapters.kafka_events import EventSource
@@ -171,14 +171,14 @@ class RollupService:
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
         """Connect, load the tree, run the consumers; stop them all on the way out."""
         settings = self.settings
-        await self.repo.connect(settings.database_url, settings.db_pool_size)
+        await self.repo.connect(
+            settings.database_url, settings.db_pool_size, within=settings.database_connect_seconds
+        )
         self.tokens = TokenStore(self.repo.pool, settings.admin_token)
         self.tokens.start(settings.database_url)  # revocations drop the cache at once
         await self.rollup.load_tree()
-        try:
-            await ensure_topics(settings)
-        except BrokerUnavailableError as e:
-            log.warning("topics_not_ensured", error=str(e))
+        # its topics must exist (made by `huibao topics`); a broker still away is waited for
+        await require_topics(settings, self.needed_topics(), broker_required=False)
         stop = asyncio.Event()
         self._task = asyncio.create_task(self._consume(stop), name="rollup-consumers")
         self._task.add_done_callback(_report)
@@ -217,9 +217,14 @@ class RollupService:
         except StorageUnavailableError:
             return False
 
+    def needed_topics(self) -> list[str]:
+        """The topics the rollup reads and writes (real names); it never creates them."""
+        s = self.settings
+        return [s.topic(t) for t in (s.accepted_topic, s.orgunit_topic, s.rejected_topic)]
+
     async def broker_ok(self) -> bool:
-        """The broker answers."""
-        return await broker_reachable(self.settings)
+        """The broker answers and has the rollup's topics."""
+        return await topics_present(self.settings, self.needed_topics())
 
     async def consumer_ok(self) -> bool:
         """The consumers are running."""

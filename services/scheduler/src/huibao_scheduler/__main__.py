@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from huibao_platform.logs import configure_logging
-from huibao_platform.serve import serve
+from huibao_platform.serve import serve, service_arguments
 from huibao_scheduler.bootstrap import build_app
 from huibao_scheduler.settings import SchedulerSettings
 
 
-def main() -> None:
-    """Load settings, configure logging, serve until SIGTERM."""
+def main(argv: list[str] | None = None) -> None:
+    """Answer `--help` / `--version`, or load settings, configure logging, serve."""
+    service_arguments("huibao-scheduler", __doc__ or "").parse_args(argv)
     settings = SchedulerSettings()
     configure_logging("scheduler", settings.log_level, settings.log_format)
     serve(build_app(settings), settings)

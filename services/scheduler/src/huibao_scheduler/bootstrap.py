@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 from fastapi import FastAPI, HTTPException
 
+from huibao_contracts.topics import CYCLE_EVENTS, FEEDBACK_ISSUED, NOTIFICATIONS
 from huibao_platform import db, kafka
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, ManualClock, SystemClock
@@ -105,6 +106,11 @@ async def _drain(pool: asyncpg.Pool, relay: OutboxRelay, seconds: float = 5.0) -
                 await asyncio.sleep(0.05)
 
 
+def topics_needed(settings: SchedulerSettings) -> list[str]:
+    """The topics the scheduler publishes to (made by `huibao topics`, never by it)."""
+    return [settings.topic(t) for t in (CYCLE_EVENTS, FEEDBACK_ISSUED, NOTIFICATIONS)]
+
+
 @contextlib.asynccontextmanager
 async def build_adapters(
     settings: SchedulerSettings,
@@ -122,10 +128,11 @@ async def build_adapters(
     """
     replica = replica or socket.gethostname()
     async with contextlib.AsyncExitStack() as stack:
-        pool = await db.create_pool(settings.database_url)
+        pool = await db.create_pool(settings.database_url, within=settings.database_connect_seconds)
         stack.push_async_callback(pool.close)
         await install_schema(pool)
-        await kafka.ensure_topics(settings)
+        # its topics must exist (made by `huibao topics`): it names the missing ones and exits
+        await kafka.require_topics(settings, topics_needed(settings))
         producer = kafka.new_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -182,6 +189,7 @@ def build_app(
     """The scheduler's HTTP app over `adapters` (built from `settings` at start when None;
     given ones stay open after it stops); `ticker` False leaves steps to clock moves."""
     wired: Scheduler | None = None
+    needed = topics_needed(settings)
 
     def scheduler() -> Scheduler:
         if wired is None:
@@ -235,8 +243,9 @@ def build_app(
         return wired is not None and await wired.adapters.rollup.reachable()
 
     async def broker_ready() -> bool:
-        return await kafka.broker_reachable(settings)
+        return await kafka.topics_present(settings, needed)
 
+    app.state.settings = settings
     install_common(
         app,
         "scheduler",

@@ -96,9 +96,10 @@ class Repository:
             raise StorageUnavailableError("the rollup is not connected to PostgreSQL yet")
         return self._pool
 
-    async def connect(self, url: str, size: int) -> None:
-        """Open the pool (retrying while PostgreSQL starts) and set up the schema."""
-        self._pool = await create_pool(url, min_size=1, max_size=size)
+    async def connect(self, url: str, size: int, *, within: float | None = None) -> None:
+        """Open the pool (retrying while PostgreSQL starts, at most `within` seconds) and
+        set up the schema."""
+        self._pool = await create_pool(url, min_size=1, max_size=size, within=within)
         await self.setup()
         try:
             self._reads = await asyncpg.create_pool(
