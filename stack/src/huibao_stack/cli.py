@@ -1,4 +1,5 @@
-"""The `huibao` command: `up`, `demo`, `topics` and `token create`."""
+"""The `huibao` command: `up`, `demo`, `topics`, `status`, `rebuild`, `verify` and
+`token create`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
+from huibao_platform.errors import HuibaoError
 from huibao_platform.logs import configure_logging
 from huibao_stack.credentials import create_exclusive, redact_url
 from huibao_stack.errors import StackError
 from huibao_stack.launch import run_stack
 from huibao_stack.pg_runtime import SYSTEM_USER
 from huibao_stack.stack import EmbeddedStack, default_data_dir
+
+if TYPE_CHECKING:
+    from huibao_rollup.settings import RollupSettings
 
 STACK_ENV_FILE = "stack.env"
 """Written by `huibao up` next to its data: the addresses of the running stack."""
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
-    except StackError as e:
+    except (StackError, HuibaoError) as e:  # PostgreSQL or the broker away: one line
         print(f"huibao: {e}", file=sys.stderr)
         return 1
 
@@ -64,9 +70,53 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--logs", action="store_true", help="echo every service's log lines here")
     demo.set_defaults(command=_cmd_demo)
 
-    topics = sub.add_parser("topics", help="create the Huibao topics on KAFKA_BOOTSTRAP_SERVERS")
-    topics.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    topics = sub.add_parser(
+        "topics",
+        help="create the Huibao topics on KAFKA_BOOTSTRAP_SERVERS (services never do)",
+        description="Create every missing Huibao topic and print one line per topic. New "
+        "topics get HUIBAO_TOPIC_REPLICATION_FACTOR replicas (1), "
+        "HUIBAO_TOPIC_MIN_INSYNC_REPLICAS (1) and the contract's partitions unless "
+        "HUIBAO_TOPIC_PARTITIONS (JSON) says otherwise; existing topics are left as they are. "
+        "KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_* apply as for the services.",
+    )
+    topics.add_argument(
+        "--bootstrap-servers",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        help="default: KAFKA_BOOTSTRAP_SERVERS",
+    )
     topics.set_defaults(command=_cmd_topics)
+
+    status = sub.add_parser(
+        "status",
+        help="the running services: readiness, version, consumer lag, outbox, cycles",
+        description="Ask each running service over HTTP: /health/ready and /health/live "
+        "(version), /metrics (consumer lag per consumer group and partition, outbox backlog) "
+        "and the scheduler's GET /v1/cycles. URLs: HUIBAO_{REPORTING,ROLLUP,SCHEDULER}_URL, "
+        "else those of the `huibao up` running here, else the default ports; token: "
+        "HUIBAO_ADMIN_TOKEN, else the launcher's development token. Exit 1 unless every "
+        "service is ready.",
+    )
+    status.add_argument("--timeout", type=float, default=5.0, help="seconds per request (5)")
+    status.set_defaults(command=_cmd_status)
+
+    for name, what in (
+        ("verify", "compare every live aggregate with a rebuild from the stored facts"),
+        ("rebuild", "replace every aggregate with its rebuild from the stored facts"),
+    ):
+        admin = sub.add_parser(
+            name,
+            help=what + " (rollup)",
+            description=what.capitalize() + ", month by month with a progress bar, in this "
+            "process against the rollup's database: DATABASE_URL, else that of the `huibao "
+            "up` running here. "
+            + (
+                "Prints each difference and their count; exit 1 if there is any."
+                if name == "verify"
+                else "Runs in one transaction; the rollup's writers wait until it commits."
+            ),
+        )
+        admin.add_argument("--no-progress", action="store_true", help="no progress bar")
+        admin.set_defaults(command=_cmd_verify if name == "verify" else _cmd_rebuild)
 
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(required=True, metavar="ACTION")
@@ -184,13 +234,30 @@ def _print_banner(stack: EmbeddedStack) -> None:
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
+    from huibao_platform.errors import BrokerUnavailableError
     from huibao_stack.broker import create_topics
 
     if not args.bootstrap_servers:
         print("Set KAFKA_BOOTSTRAP_SERVERS (or pass --bootstrap-servers).", file=sys.stderr)
         return 2
-    asyncio.run(create_topics(args.bootstrap_servers))
-    print(f"topics ready on {args.bootstrap_servers}")
+    from pydantic import ValidationError
+
+    try:
+        made = asyncio.run(create_topics(args.bootstrap_servers))
+    except BrokerUnavailableError as e:
+        print(f"huibao topics: {e}", file=sys.stderr)
+        return 1
+    except ValidationError as e:
+        for err in e.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            print(f"huibao topics: {where}: {err['msg']}", file=sys.stderr)
+        return 2
+    for t in made:
+        what = "created" if t.created else "already there"
+        print(
+            f"{t.name:<28} {what:<13} partitions={t.partitions} "
+            f"replication_factor={t.replication_factor}"
+        )
     return 0
 
 
@@ -244,6 +311,103 @@ async def _create_token(
         return made.token, made.scopes
     finally:
         await pool.close()
+
+
+# --- status, rebuild and verify ----------------------------------------------------------
+
+
+def _service_urls() -> dict[str, str]:
+    """Where each service answers: HUIBAO_<NAME>_URL, the running `huibao up`, or the
+    default port on loopback."""
+    from huibao_stack.services import DEFAULT_PORTS, SERVICES
+
+    running = _running_stack_env()
+    urls = {}
+    for name in SERVICES:
+        key = f"HUIBAO_{name.upper()}_URL"
+        urls[name] = (
+            os.environ.get(key) or running.get(key) or f"http://127.0.0.1:{DEFAULT_PORTS[name]}"
+        ).rstrip("/")
+    return urls
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
+    from huibao_stack.status import gather, render
+
+    token = os.environ.get("HUIBAO_ADMIN_TOKEN") or DEVELOPMENT_ADMIN_TOKEN
+    report = asyncio.run(gather(_service_urls(), token, timeout=args.timeout))
+    print(render(report))
+    return 0 if report.all_ready else 1
+
+
+def _rollup_settings() -> RollupSettings | None:
+    database_url = os.environ.get("DATABASE_URL") or _running_stack_env().get("DATABASE_URL")
+    if not database_url:
+        return None
+    from huibao_rollup.settings import RollupSettings
+
+    return RollupSettings(DATABASE_URL=database_url)
+
+
+def _progress(enabled: bool, label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A progress callback (months done, months in all) drawing a rich bar on stderr, and
+    the function that closes it; nothing drawn when disabled or stderr is no terminal."""
+    if not enabled or not sys.stderr.isatty():
+        return (lambda done, total: None), (lambda: None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        f"[bold]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "months",
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task(label, total=None)
+    bar.start()
+
+    def tell(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return tell, bar.stop
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from huibao_rollup import admin
+
+    settings = _rollup_settings()
+    if settings is None:
+        print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
+        return 2
+    tell, close = _progress(not args.no_progress, "verify")
+    try:
+        diffs = asyncio.run(admin.differences(settings, tell))
+    finally:
+        close()
+    for d in diffs:
+        print(f"{d.node}\t{d.period}\t{d.metric}\tlive={d.live}\trebuilt={d.rebuilt}")
+    print(f"{len(diffs)} difference(s)")
+    return 1 if diffs else 0
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    from huibao_rollup import admin
+
+    settings = _rollup_settings()
+    if settings is None:
+        print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
+        return 2
+    tell, close = _progress(not args.no_progress, "rebuild")
+    try:
+        rows = asyncio.run(admin.rebuilt(settings, tell))
+    finally:
+        close()
+    print(f"rebuilt {rows} aggregate row(s) from facts")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
