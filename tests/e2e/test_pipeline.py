@@ -1,6 +1,7 @@
 """End to end: a tree and events in through reporting (HTTP and Kafka), numbers out of the rollup.
 
-Runs against the three services as separate processes on the embedded broker and PostgreSQL.
+Runs against the three services as separate processes on the embedded broker and PostgreSQL,
+through `huibao-client` (HTTP and its Kafka publisher), as an integrator would.
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
-from tests.support.events import cloudevent
+from tests.support.events import client_for, cloudevent
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
+
+from huibao_client import AsyncHuibaoClient
+from huibao_client.kafka import KafkaPublisher
 
 pytestmark = [pytest.mark.stack]
 
@@ -33,11 +35,8 @@ def party_day(activity: str, members: int, attendees: int, revision: int = 1) ->
     }
 
 
-async def summary(client: httpx.AsyncClient, rollup: str, node: str, period: str) -> dict[str, Any]:
-    r = await client.get(f"{rollup}/v1/nodes/{node}/summary", params={"period": period})
-    assert r.status_code == 200, r.text
-    metrics: dict[str, Any] = r.json()["metrics"]
-    return metrics
+async def summary(huibao: AsyncHuibaoClient, node: str, period: str) -> dict[str, Any]:
+    return dict((await huibao.summary(node, period)).metrics)
 
 
 async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) -> None:
@@ -47,11 +46,8 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
     )
     branches = [u for u in units if u["level"] == "branch"]
     members = {b["id"]: b["members"] for b in branches}
-    rep, roll = stack.urls["reporting"], stack.urls["rollup"]
-    auth = {"Authorization": f"Bearer {stack.admin_token}"}
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        r = await client.put(f"{rep}/v1/orgunits", json=units)
-        assert r.status_code == 200, r.text
+    async with client_for(stack) as huibao:
+        assert (await huibao.import_orgunits(units)).created == len(units)
 
         b1, b2, b3, b4 = (b["id"] for b in branches[:4])
         on_time = "2026-07-26T18:00:00+08:00"
@@ -92,60 +88,38 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
                 time=on_time,
             ),
         ]
-        r = await client.post(f"{rep}/v1/events", json=http_events)
-        assert r.status_code == 200, r.text
-        statuses = [x["status"] for x in r.json()["results"]]
+        answer = await huibao.send_batch(http_events)
+        statuses = [x.status for x in answer.results]
         assert statuses == ["accepted", "accepted", "duplicate", "accepted", "accepted", "accepted"]
 
         bad = cloudevent(PD, b3, party_day(f"{p}-pd-bad", members[b3], members[b3] + 1), id="h6")
-        r = await client.post(f"{rep}/v1/events", json=bad)
-        assert r.status_code == 422, r.text
-        assert any(e["field"].startswith("data") for e in r.json()["results"][0]["errors"])
+        refused = await huibao.send_event(bad)  # answered 422 with the per-event result
+        assert refused.status == "rejected"
+        assert any(e.field.startswith("data") for e in refused.errors)
 
-    producer = AIOKafkaProducer(bootstrap_servers=stack.infra.bootstrap_servers)
-    await producer.start()
-    try:
+    async with KafkaPublisher(stack.infra.bootstrap_servers) as publisher:
         ev = cloudevent(
             PD, b3, party_day(f"{p}-pd-b3", members[b3], 12), id="k1", source="/gw", time=on_time
         )
-        await producer.send_and_wait(
-            "huibao.activity.submitted",
-            key=b3.encode(),
-            value=orjson.dumps(ev),
-            headers=[("content-type", b"application/cloudevents+json")],
-        )
-        await producer.send_and_wait(
-            "huibao.activity.submitted",
-            key=b3.encode(),
-            value=orjson.dumps(ev),
-            headers=[("content-type", b"application/cloudevents+json")],
-        )
+        await publisher.publish_many([ev, ev])  # structured mode, the second a duplicate
         ev4 = cloudevent(
             PD, b4, party_day(f"{p}-pd-b4", members[b4], 10), id="k2", source="/gw", time=on_time
         )
-        attrs = [(f"ce_{k}", str(v).encode()) for k, v in ev4.items() if k != "data"]
-        await producer.send_and_wait(
-            "huibao.activity.submitted",
-            key=b4.encode(),
-            value=orjson.dumps(ev4["data"]),
-            headers=attrs,
-        )
-    finally:
-        await producer.stop()
+        await publisher.publish(ev4, binary=True)
 
     township = units[3]["id"]  # first township (city, c1, c2?, ...) — resolved below
     by_id = {u["id"]: u for u in units}
     t1 = by_id[b1]["parent"]
     c1 = by_id[t1]["parent"]
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
+    async with client_for(stack) as huibao:
 
         async def city_held() -> bool:
-            m = await summary(client, roll, p, "2026-07")
-            return m["party_day.held"] == 4
+            m = await summary(huibao, p, "2026-07")
+            return bool(m["party_day.held"] == 4)
 
         await wait_until(city_held, timeout=30)
 
-        city = await summary(client, roll, p, "2026-07")
+        city = await summary(huibao, p, "2026-07")
         assert city["party_day.expected"] == 8
         assert city["party_day.held"] == 4
         assert city["party_day.on_time"] == 3
@@ -161,40 +135,30 @@ async def test_http_and_kafka_events_roll_up_exactly_to_every_level(stack: Any) 
 
         # the same facts counted in the quarter and the year, not in another month
         for period in ("2026-Q3", "2026"):
-            assert (await summary(client, roll, p, period))["party_day.held"] == 4
-        assert (await summary(client, roll, p, "2026-08"))["party_day.held"] == 0
+            assert (await summary(huibao, p, period))["party_day.held"] == 4
+        assert (await summary(huibao, p, "2026-08"))["party_day.held"] == 0
 
-        branch = await summary(client, roll, b2, "2026-07")
+        branch = await summary(huibao, b2, "2026-07")
         assert (
             branch["party_day.held"],
             branch["party_day.late"],
             branch["party_day.attendees"],
         ) == (1, 1, 16)
 
-        town = await summary(client, roll, t1, "2026-07")
+        town = await summary(huibao, t1, "2026-07")
         assert town["party_day.expected"] == 2
         assert town["party_day.held"] == 2
         assert town["lesson.delivered"] == 1
-        county = await summary(client, roll, c1, "2026-07")
+        county = await summary(huibao, c1, "2026-07")
         assert county["party_day.held"] == sum(
             1 for b in (b1, b2, b3, b4) if by_id[by_id[b]["parent"]]["parent"] == c1
         )
         assert township  # the training's township is under the city
-        r = await client.get(
-            f"{roll}/v1/nodes/{p}/completeness", params={"cycle": "party_day", "period": "2026-07"}
-        )
-        assert r.status_code == 200, r.text
-        comp = r.json()
-        assert (comp["expected"], comp["held"], comp["on_time"], comp["late"], comp["missing"]) == (
-            8,
-            4,
-            3,
-            1,
-            4,
-        )
-        missing = {u["id"] for u in comp["missing_units"]["items"]}
+        comp = await huibao.completeness(p, "2026-07")
+        assert (comp.expected, comp.held, comp.on_time, comp.late, comp.missing) == (8, 4, 3, 1, 4)
+        missing = {u.id for u in comp.missing_units.items}
         assert missing == {b["id"] for b in branches} - {b1, b2, b3, b4}
-        assert [u["id"] for u in comp["late_units"]["items"]] == [b2]
+        assert [u.id for u in comp.late_units.items] == [b2]
 
 
 async def test_every_service_is_healthy_and_exports_metrics(stack: Any) -> None:

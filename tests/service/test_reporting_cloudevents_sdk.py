@@ -24,6 +24,7 @@ from cloudevents.core.v1.event import CloudEvent
 from cloudevents.v1 import conversion as v1_conversion
 from cloudevents.v1 import http as v1_http
 from cloudevents.v1 import kafka as v1_kafka
+from tests.support.events import client_for
 from tests.support.topics import Record, headers_dict, wait_for_records
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
@@ -67,9 +68,8 @@ def by_subject(event: Any) -> str:
 
 async def setup_tree(stack: Any, prefix: str, branches: int) -> list[str]:
     units = build_city(prefix, counties=1, townships_per_county=1, branches_per_township=branches)
-    async with httpx.AsyncClient(timeout=30, headers=auth(stack)) as client:
-        r = await client.put(f"{stack.urls['reporting']}/v1/orgunits", json=units)
-        assert r.status_code == 200, r.text
+    async with client_for(stack) as huibao:
+        assert (await huibao.import_orgunits(units)).created == len(units)
     return [u["id"] for u in units if u["level"] == "branch"]
 
 
@@ -78,13 +78,8 @@ def auth(stack: Any) -> dict[str, str]:
 
 
 async def township_summary(stack: Any, node: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30, headers=auth(stack)) as client:
-        r = await client.get(
-            f"{stack.urls['rollup']}/v1/nodes/{node}/summary", params={"period": MONTH}
-        )
-        assert r.status_code == 200, r.text
-        metrics: dict[str, Any] = r.json()["metrics"]
-        return metrics
+    async with client_for(stack) as huibao:
+        return dict((await huibao.summary(node, MONTH)).metrics)
 
 
 async def publish(stack: Any, messages: list[tuple[bytes | None, bytes, dict[str, bytes]]]) -> None:

@@ -5,6 +5,9 @@ through the Party Day cycle and sends the month's reports (over HTTP in batches 
 straight onto Kafka, structured and binary mode), waits until the rollup shows them,
 and finally prints a table per county and the city total, checked against the totals the
 simulation computed on its own.
+
+It talks to Huibao only through `huibao-client` (`AsyncHuibaoClient` and `KafkaPublisher`),
+the package integrators use.
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import orjson
-from aiokafka import AIOKafkaProducer
-
-from huibao_contracts import topics
+from huibao_client import AsyncHuibaoClient, BatchResult, HuibaoError
+from huibao_client.kafka import KafkaPublisher, kafka_record
+from huibao_client.models import Cycles
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.metrics import BY_NAME
 from huibao_contracts.periods import Period
@@ -57,26 +58,31 @@ async def run_demo(ep: Endpoints, quarter: Period | None = None) -> Counter[str]
     cal = CalendarRules()
     city = build_demo_city()
     plans, expected = simulate_quarter(city, q, cal)
-    headers = {"Authorization": f"Bearer {ep.admin_token}"}
     started = time.perf_counter()
-    async with httpx.AsyncClient(headers=headers, timeout=60) as http:
-        producer = AIOKafkaProducer(bootstrap_servers=ep.bootstrap_servers, linger_ms=5)
-        await producer.start()
-        try:
-            await _load_tree(http, ep, city)
+    huibao = AsyncHuibaoClient(
+        ep.reporting,
+        rollup_url=ep.rollup,
+        scheduler_url=ep.scheduler,
+        token=ep.admin_token,
+        timeout=60,
+    )
+    try:
+        async with huibao, KafkaPublisher(ep.bootstrap_servers) as publisher:
+            await _load_tree(huibao, city)
             print(
                 f"Loaded {len(city.units)} org units: {len(city.branches)} branches, "
                 f"{sum(city.members.values())} members."
             )
-            sent = await _run_quarter(http, producer, ep, cal, plans, city)
-            await _advance(http, ep, cal.feedback_at(q))
-        finally:
-            await producer.stop()
-        print(
-            f"Sent {sent} events in {time.perf_counter() - started:.1f}s; waiting for the rollup…"
-        )
-        rows = await _wait_for_totals(http, ep, city, q, expected)
-        cycles = (await http.get(f"{ep.scheduler}/v1/cycles")).json()
+            sent = await _run_quarter(huibao, publisher, cal, plans, city)
+            await _advance(huibao, cal.feedback_at(q))
+            print(
+                f"Sent {sent} events in {time.perf_counter() - started:.1f}s;"
+                " waiting for the rollup…"
+            )
+            rows = await _wait_for_totals(huibao, city, q, expected)
+            cycles = await huibao.cycles()
+    except HuibaoError as e:
+        raise DemoError(f"a service refused the demo: {e}") from e
     print()
     print(render_table(rows, title=f"示范市 {q} — Party Day and education activity by county"))
     print()
@@ -84,23 +90,23 @@ async def run_demo(ep: Endpoints, quarter: Period | None = None) -> Counter[str]
     return Counter(rows[-1].totals)
 
 
-async def _load_tree(http: httpx.AsyncClient, ep: Endpoints, city: DemoCity) -> None:
-    r = await http.put(f"{ep.reporting}/v1/orgunits", json=list(city.units))
-    if r.status_code >= 300:
-        raise DemoError(f"loading the tree failed: {r.status_code} {r.text[:500]}")
+async def _load_tree(huibao: AsyncHuibaoClient, city: DemoCity) -> None:
+    try:
+        await huibao.import_orgunits(city.units)
+    except HuibaoError as e:
+        raise DemoError(f"loading the tree failed: {e}") from e
 
 
-async def _advance(http: httpx.AsyncClient, ep: Endpoints, to: dt.datetime) -> list[dict[str, Any]]:
-    r = await http.put(f"{ep.scheduler}/v1/clock", json={"now": to.isoformat()})
-    if r.status_code >= 300:
-        raise DemoError(f"moving the scheduler clock failed: {r.status_code} {r.text[:500]}")
-    transitions: list[dict[str, Any]] = r.json().get("transitions", [])
-    for t in transitions:
+async def _advance(huibao: AsyncHuibaoClient, to: dt.datetime) -> None:
+    try:
+        moved = await huibao.move_clock(to)
+    except HuibaoError as e:
+        raise DemoError(f"moving the scheduler clock failed: {e}") from e
+    for t in moved.transitions:
         print(
-            f"  {to:%Y-%m-%d %H:%M}  cycle {t.get('kind')} {t.get('period')}: {t.get('step')}"
-            + (" (skipped)" if t.get("skipped") else "")
+            f"  {to:%Y-%m-%d %H:%M}  cycle {t.kind} {t.period}: {t.step}"
+            + (" (skipped)" if t.skipped else "")
         )
-    return transitions
 
 
 def _timeline(
@@ -121,9 +127,8 @@ def _timeline(
 
 
 async def _run_quarter(
-    http: httpx.AsyncClient,
-    producer: AIOKafkaProducer,
-    ep: Endpoints,
+    huibao: AsyncHuibaoClient,
+    publisher: KafkaPublisher,
     cal: CalendarRules,
     plans: list[MonthPlan],
     city: DemoCity,
@@ -132,87 +137,60 @@ async def _run_quarter(
     for at, _, action, plan in _timeline(cal, plans):
         if action == "open":
             print(f"— {plan.month}: Party Day on {cal.party_day_date(plan.month)}")
-        await _advance(http, ep, at)
+        await _advance(huibao, at)
         if action == "report_on_time":
-            await _send(http, producer, ep, plan.on_time)
-            await _wait_for_held(http, ep, city, plan.month, plan.on_time)
+            await _send(huibao, publisher, plan.on_time)
+            await _wait_for_held(huibao, city, plan.month, plan.on_time)
             sent += len(plan.on_time)
         elif action == "report_late":
-            await _send(http, producer, ep, plan.late)
+            await _send(huibao, publisher, plan.late)
             sent += len(plan.late)
     return sent
 
 
 async def _send(
-    http: httpx.AsyncClient, producer: AIOKafkaProducer, ep: Endpoints, batch: list[Outgoing]
+    huibao: AsyncHuibaoClient, publisher: KafkaPublisher, batch: list[Outgoing]
 ) -> None:
     over_http = [o.event for o in batch if o.channel == "http"]
     for i in range(0, len(over_http), HTTP_BATCH):
-        chunk = over_http[i : i + HTTP_BATCH]
-        r = await http.post(
-            f"{ep.reporting}/v1/events",
-            content=orjson.dumps(chunk),
-            headers={"Content-Type": "application/cloudevents-batch+json"},
-        )
-        if r.status_code >= 300:
-            raise DemoError(f"batch refused: {r.status_code} {r.text[:500]}")
-        body = r.json()
-        if body.get("rejected"):
-            bad = [x for x in body["results"] if x["status"] == "rejected"][:3]
-            raise DemoError(f"{body['rejected']} events rejected, e.g. {bad}")
-    for n, o in enumerate(x for x in batch if x.channel == "kafka"):
-        ev = o.event
-        key = str(ev["subject"]).encode()
-        if n % 2 == 0:  # structured mode
-            await producer.send(
-                topics.ACTIVITY_SUBMITTED,
-                key=key,
-                value=orjson.dumps(ev),
-                headers=[("content-type", b"application/cloudevents+json")],
-            )
-        else:  # binary mode: attributes in ce_* headers, the payload as the value
-            attrs = [
-                (f"ce_{k}", str(v).encode())
-                for k, v in ev.items()
-                if k not in ("data", "datacontenttype")
-            ]
-            await producer.send(
-                topics.ACTIVITY_SUBMITTED,
-                key=key,
-                value=orjson.dumps(ev["data"]),
-                headers=[*attrs, ("content-type", b"application/json")],
-            )
-    await producer.flush()
+        answer: BatchResult = await huibao.send_batch(over_http[i : i + HTTP_BATCH])
+        if answer.rejected:
+            bad = [r.model_dump(mode="json") for r in answer.refused[:3]]
+            raise DemoError(f"{answer.rejected} events rejected, e.g. {bad}")
+    # Kafka: alternately structured mode and binary mode (attributes in ce_* headers), in
+    # order, so that one unit's events keep their order on its partition
+    over_kafka = [o.event for o in batch if o.channel == "kafka"]
+    await publisher.publish_records(
+        [kafka_record(ev, binary=n % 2 == 1) for n, ev in enumerate(over_kafka)]
+    )
 
 
 async def _wait_for_held(
-    http: httpx.AsyncClient, ep: Endpoints, city: DemoCity, month: Period, sent: list[Outgoing]
+    huibao: AsyncHuibaoClient, city: DemoCity, month: Period, sent: list[Outgoing]
 ) -> None:
     """Wait until the month's on-time Party Days are visible, so reminders see them."""
     want = len({o.event["subject"] for o in sent if o.event["type"] == "huibao.party_day.held.v1"})
     deadline = time.monotonic() + 120
     held = -1
     while time.monotonic() < deadline:
-        r = await http.get(
-            f"{ep.rollup}/v1/nodes/{city.root}/completeness",
-            params={"cycle": "party_day", "period": str(month), "limit": 1},
-        )
-        if r.status_code == 200:
-            held = int(r.json()["held"])
-            if held >= want:
-                return
+        try:
+            held = (await huibao.completeness(city.root, month, limit=1)).held
+        except HuibaoError:
+            held = -1  # not there yet (the rollup may not know the tree yet)
+        if held >= want:
+            return
         await asyncio.sleep(0.2)
     raise DemoError(f"{month}: the rollup shows {held} Party Days held, {want} were sent on time")
 
 
 async def _wait_for_totals(
-    http: httpx.AsyncClient, ep: Endpoints, city: DemoCity, q: Period, expected: Expected
+    huibao: AsyncHuibaoClient, city: DemoCity, q: Period, expected: Expected
 ) -> list[Any]:
     deadline = time.monotonic() + 180
     rows: list[Any] = []
     mismatch: list[str] = ["not read yet"]
     while time.monotonic() < deadline:
-        rows = await county_table(http, ep.rollup, city.root, q)
+        rows = await county_table(huibao, city.root, q)
         mismatch = _compare(rows, expected)
         if not mismatch:
             return rows
@@ -240,10 +218,9 @@ def _compare(rows: list[Any], expected: Expected) -> list[str]:
     return problems
 
 
-def _print_cycles(cycles: Any) -> None:
-    items = cycles.get("items", cycles) if isinstance(cycles, dict) else cycles
-    if not items:
+def _print_cycles(cycles: Cycles) -> None:
+    if not cycles.items:
         return
     print("Scheduler cycles:")
-    for c in items:
-        print(f"  {c.get('kind'):10} {c.get('period'):8} {c.get('state')}")
+    for c in cycles.items:
+        print(f"  {c.kind:10} {c.period:8} {c.state}")

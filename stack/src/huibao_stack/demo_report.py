@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from huibao_client import AsyncHuibaoClient
 from huibao_contracts.periods import Period
 
 COLUMNS = (
@@ -29,20 +28,12 @@ class Row:
     totals: dict[str, Any]
 
 
-async def county_table(
-    http: httpx.AsyncClient, rollup: str, root: str, period: Period
-) -> list[Row]:
+async def county_table(huibao: AsyncHuibaoClient, root: str, period: Period) -> list[Row]:
     """Every county of `root` for `period`, then the city total, from the rollup API."""
-    r = await http.get(
-        f"{rollup}/v1/nodes/{root}/children",
-        params={"period": str(period), "metric": "party_day.held", "limit": 500},
-    )
-    r.raise_for_status()
-    items = sorted(r.json()["items"], key=lambda i: i["id"])
-    rows = [Row(i["id"], i["name"], i["metrics"]) for i in items]
-    s = await http.get(f"{rollup}/v1/nodes/{root}/summary", params={"period": str(period)})
-    s.raise_for_status()
-    rows.append(Row(None, "city total", s.json()["metrics"]))
+    children = await huibao.children(root, period, metric="party_day.held", limit=500)
+    rows = [Row(c.id, c.name, dict(c.metrics)) for c in sorted(children.items, key=lambda c: c.id)]
+    summary = await huibao.summary(root, period)
+    rows.append(Row(None, "city total", dict(summary.metrics)))
     return rows
 
 
