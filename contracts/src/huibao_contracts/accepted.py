@@ -11,13 +11,13 @@ bytes, and turns a failure into the reject-record fields (`FieldError`s with the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Annotated, Any, ClassVar, Final, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from huibao_contracts.activities import ACTIVITY_TYPES, ActivityBase
-from huibao_contracts.envelope import CloudEvent
+from huibao_contracts.envelope import MAX_ATTRIBUTES, CloudEvent
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_contracts.storable import StorableInstant
 
@@ -27,6 +27,7 @@ class AcceptedCloudEvent(CloudEvent):
 
     data: ActivityBase  # type: ignore[assignment]
     huibaoreceived: StorableInstant = Field(description="When reporting stored the event.")
+    MAX_ATTRIBUTES: ClassVar[int] = MAX_ATTRIBUTES + 1  # the integrator's, and huibaoreceived
 
 
 def _model(type_name: str, payload: type[ActivityBase]) -> type[AcceptedCloudEvent]:

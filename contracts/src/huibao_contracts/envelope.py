@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from huibao_contracts.orgunits import OrgUnitId
 from huibao_contracts.storable import INT4_MAX, NUL_MESSAGE, StorableInstant, Text
 
-EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-"""CloudEvents 1.0: extension attribute names are lower-case letters and digits, at most 20."""
-MAX_EXTENSIONS = 20
+ATTRIBUTE_NAME_PATTERN = "^[a-z0-9]{1,20}$"
+"""CloudEvents 1.0: attribute names are lower-case letters and digits, at most 20 (an
+ECMA-262 pattern, as in JSON Schema: `$` is the end of the name)."""
+EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+"""The same rule for `fullmatch` (Python's `$` would also match before a final newline)."""
+MAX_ATTRIBUTES = 31
+"""Members of one event at most: the 11 attributes defined here (`data` included) and 20
+extensions, counted together (what JSON Schema's `maxProperties` can say)."""
+MAX_EXTENSION_TEXT = 1000
 
 ExtensionValue = str | int | bool
 """CloudEvents attribute types as they appear in JSON: String, Integer, Boolean (and the
@@ -21,6 +27,30 @@ string-encoded URI, URI-reference, Binary and Timestamp)."""
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+KAFKA_STRUCTURED_CONTENT_TYPE = r"[ \t]*application/(cloudevents\+)?json[ \t]*(;[\s\S]*)?"
+"""`content-type` of a structured Kafka record, when it has one: the CloudEvents media type,
+or `application/json` (what the cloudevents SDK's 1.x API sends), with any parameters.
+For `re.fullmatch`; the AsyncAPI documents carry it anchored (`^…$`)."""
+KAFKA_BINARY_CONTENT_TYPE = r"[ \t]*application/json[ \t]*(;[\s\S]*)?"
+"""`content-type` of a binary Kafka record, when it has one (it becomes `datacontenttype`)."""
+
+
+def _extension_rule(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The envelope's rule for attributes it does not define, in JSON Schema terms."""
+    schema["propertyNames"] = {
+        "pattern": ATTRIBUTE_NAME_PATTERN,
+        "description": "CloudEvents attribute names: 1-20 lower-case letters or digits.",
+    }
+    schema["additionalProperties"] = {
+        "description": "Extension attributes: passed through, never acted upon.",
+        "anyOf": [
+            {"type": "string", "maxLength": MAX_EXTENSION_TEXT},
+            {"type": "integer", "minimum": -INT4_MAX - 1, "maximum": INT4_MAX},
+            {"type": "boolean"},
+        ],
+    }
+    limit = getattr(model, "MAX_ATTRIBUTES", MAX_ATTRIBUTES)
+    schema["maxProperties"] = limit
 
 
 class CloudEvent(BaseModel):
@@ -30,12 +60,14 @@ class CloudEvent(BaseModel):
     org unit the activity belongs to. `time` is when the source platform recorded the
     activity; it decides whether a Party Day report is on time (receipt time if absent).
     Extension attributes (such as the SDKs' `partitionkey`) are accepted and passed on when
-    their names follow CloudEvents (`[a-z0-9]{1,20}`) and their values are strings, integers
-    or booleans; they never change Huibao's behaviour.
+    their names follow CloudEvents (`[a-z0-9]{1,20}`) and their values are strings (up to
+    1,000 characters), 32-bit integers or booleans; they never change Huibao's behaviour. An
+    event has at most 31 attributes in all, `data` and extensions included.
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", json_schema_extra=_extension_rule)
     __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
+    MAX_ATTRIBUTES: ClassVar[int] = MAX_ATTRIBUTES
 
     specversion: Literal["1.0"] = Field(description="CloudEvents version.", examples=["1.0"])
     id: Text = Field(
@@ -75,17 +107,21 @@ class CloudEvent(BaseModel):
     @model_validator(mode="after")
     def _extension_names(self) -> CloudEvent:
         extra = self.__pydantic_extra__ or {}
-        if len(extra) > MAX_EXTENSIONS:
-            raise ValueError(f"at most {MAX_EXTENSIONS} extension attributes are accepted")
+        if len(self.model_fields_set | extra.keys()) > self.MAX_ATTRIBUTES:  # both, once
+            raise ValueError(
+                f"an event has at most {self.MAX_ATTRIBUTES} attributes, extensions included"
+            )
         for name, value in extra.items():
-            if not EXTENSION_NAME.match(name):
+            if not EXTENSION_NAME.fullmatch(name):
                 raise ValueError(
                     f"{name!r} is not an attribute of the envelope; extension attribute names"
                     " are 1-20 lower-case letters or digits"
                 )
             # messages start with the attribute's name: the error is put on that field
-            if isinstance(value, str) and len(value) > 1000:
-                raise ValueError(f"{name} is longer than 1000 characters (extension attribute)")
+            if isinstance(value, str) and len(value) > MAX_EXTENSION_TEXT:
+                raise ValueError(
+                    f"{name} is longer than {MAX_EXTENSION_TEXT} characters (extension attribute)"
+                )
             if isinstance(value, str) and "\x00" in value:
                 raise ValueError(f"{name} (extension attribute): {NUL_MESSAGE}")
             if isinstance(value, int) and not -INT4_MAX - 1 <= value <= INT4_MAX:

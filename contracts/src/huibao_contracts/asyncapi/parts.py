@@ -9,8 +9,15 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from huibao_contracts import topics
+from huibao_contracts.accepted import AcceptedCloudEvent
 from huibao_contracts.activities import ActivityBase
-from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE, AcceptedExtensions, CloudEvent
+from huibao_contracts.envelope import (
+    KAFKA_BINARY_CONTENT_TYPE,
+    KAFKA_STRUCTURED_CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    AcceptedExtensions,
+    CloudEvent,
+)
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
 
 VERSION: Final = "1.0.0"
@@ -111,6 +118,7 @@ class SchemaSet:
                 "description": "Extension attribute: when reporting stored the event (RFC 3339).",
             }
             env["required"] = [*env["required"], "huibaoreceived"]
+            env["maxProperties"] = AcceptedCloudEvent.MAX_ATTRIBUTES
         return self.add(name, env)
 
 
@@ -147,8 +155,11 @@ def binary_headers(schemas: SchemaSet) -> dict[str, str]:
             "description": spec.get("description", f"CloudEvents attribute `{name}`."),
         }
     props["content-type"] = {
-        "const": "application/json",
-        "description": "The media type of the value (becomes `datacontenttype`).",
+        "type": "string",
+        "pattern": f"^{KAFKA_BINARY_CONTENT_TYPE}$",
+        "examples": ["application/json"],
+        "description": "The media type of the value (becomes `datacontenttype`): "
+        "`application/json`, parameters allowed; absent means `application/json`.",
     }
     return schemas.add(
         "CloudEventBinaryHeaders",
@@ -172,11 +183,17 @@ def structured_headers(schemas: SchemaSet) -> dict[str, str]:
             "title": "CloudEvents structured mode",
             "description": "Kafka headers of a structured-mode CloudEvent: the whole event is "
             "the JSON record value. Without any `ce_specversion` header a record is read as "
-            "structured even when `content-type` is missing.",
+            "structured, also when `content-type` is missing.",
             "properties": {
                 "content-type": {
-                    "const": STRUCTURED_CONTENT_TYPE,
-                    "description": "Media type of a structured CloudEvent.",
+                    "type": "string",
+                    "pattern": f"^{KAFKA_STRUCTURED_CONTENT_TYPE}$",
+                    "examples": [STRUCTURED_CONTENT_TYPE, "application/json"],
+                    "description": "Media type of a structured CloudEvent: "
+                    "`application/cloudevents+json`, or `application/json` (what the "
+                    "cloudevents SDK's 1.x API sends), parameters allowed. Reporting refuses "
+                    "another one on `huibao.activity.submitted` (`invalid_envelope`, field "
+                    "`content-type`).",
                 }
             },
         },
