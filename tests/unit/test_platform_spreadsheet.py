@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from huibao_platform.spreadsheet import csv_text, safe_cell
+from huibao_platform.spreadsheet import csv_text, safe_cell, wants_csv
 from huibao_scheduler.entrypoints.csv_export import feedback_csv
 
 CSV_JS = Path(__file__).resolve().parents[2] / "dashboard/src/huibao_dashboard/static/csv.js"
@@ -45,6 +45,24 @@ def test_formula_like_text_gets_a_quote_and_numbers_stay(value: object, shown: s
     assert str(safe_cell(value)) == shown
     (row,) = list(csv.reader(io.StringIO(csv_text(["h"], [[value]]))))[1:]
     assert row == [shown]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept", "csv_wanted"),
+    [
+        ("csv", None, True),
+        ("csv", "application/json", True),
+        ("json", "text/csv", False),
+        (None, "text/csv", True),
+        (None, "application/json, text/csv;q=0.5", True),
+        (None, "application/json", False),
+        (None, None, False),
+    ],
+)
+def test_format_decides_and_accept_only_when_no_format(
+    fmt: str | None, accept: str | None, csv_wanted: bool
+) -> None:
+    assert wants_csv(fmt, accept) is csv_wanted
 
 
 def test_the_feedback_csv_neutralises_names_and_keeps_negative_changes() -> None:

@@ -23,6 +23,15 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+"""The media type of every CSV answer."""
+
+
+def wants_csv(fmt: str | None, accept: str | None) -> bool:
+    """The one content-negotiation rule: CSV when `?format=csv`, or when no `format` is
+    given and the Accept header names `text/csv`; JSON otherwise."""
+    return fmt == "csv" or (fmt is None and "text/csv" in (accept or ""))
+
 
 def safe_cell(value: Any) -> Any:
     """`value` as a CSV cell: None is empty, numbers stay, formula-like text gets a `'`."""

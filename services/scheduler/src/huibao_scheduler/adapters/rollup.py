@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
+from huibao_contracts.cycles import CycleKind
 from huibao_scheduler.domain.units import Metrics, Unit
 from huibao_scheduler.errors import RollupUnavailableError
 from huibao_scheduler.service_layer.ports import Listed
@@ -141,7 +142,12 @@ class RollupClient:
         while True:
             body = await self._get(
                 f"/v1/nodes/{node}/completeness",
-                {"cycle": "party_day", "period": period, "limit": self._page, "offset": offset},
+                {
+                    "cycle": CycleKind.PARTY_DAY.value,
+                    "period": period,
+                    "limit": self._page,
+                    "offset": offset,
+                },
             )
             page = body.pop("missing_units")
             missing = [

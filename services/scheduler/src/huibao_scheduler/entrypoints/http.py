@@ -22,6 +22,7 @@ from huibao_contracts.storable import StorableInstant
 from huibao_platform.auth import Principal
 from huibao_platform.clock import ManualClock
 from huibao_platform.http import error_body
+from huibao_platform.spreadsheet import CSV_MEDIA_TYPE, wants_csv
 from huibao_scheduler.entrypoints.csv_export import feedback_csv
 from huibao_scheduler.errors import CycleClosedError, StepConflictError
 from huibao_scheduler.service_layer.cycle_runner import CycleRunner
@@ -164,11 +165,8 @@ def build_router(
             raise HTTPException(
                 403, error_body("id", "out_of_scope", f"{unit} is outside the token's subtree")
             )
-        wants_csv = format == "csv" or (
-            format is None and "text/csv" in request.headers.get("accept", "")
-        )
-        if wants_csv:
-            return Response(feedback_csv(stored.report), media_type="text/csv; charset=utf-8")
+        if wants_csv(format, request.headers.get("accept")):
+            return Response(feedback_csv(stored.report), media_type=CSV_MEDIA_TYPE)
         return Response(orjson.dumps(stored.report), media_type="application/json")
 
     return router
