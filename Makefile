@@ -44,9 +44,10 @@ fuzz: $(STAMP) ## Longer, random fuzz and storable-value property passes (the su
 	HUIBAO_FUZZ_RANDOM=1 HUIBAO_FUZZ_EXAMPLES=$${EXAMPLES:-2000} $(VENV)/bin/python -m pytest tests/service/test_reporting_fuzz.py $(PYTEST_ARGS)
 	HUIBAO_FUZZ_RANDOM=1 HUIBAO_FUZZ_EXAMPLES=$${EXAMPLES:-200} $(VENV)/bin/python -m pytest tests/service/test_storable_properties.py $(PYTEST_ARGS)
 
-fault: $(STAMP) ## The long fault run: 100,000 events through kills and restarts (HUIBAO_FAULT_EVENTS; docs/faults.md)
+fault: $(STAMP) ## The long fault runs: 100,000 events through rollup kills, then the chaos run over every process (HUIBAO_FAULT_EVENTS, HUIBAO_CHAOS_EVENTS; docs/faults.md)
 	HUIBAO_FAULT_LONG=1 HUIBAO_FAULT_EVENTS=$${HUIBAO_FAULT_EVENTS:-100000} \
-	  $(VENV)/bin/python -m pytest tests/fault/test_fault_long.py -s --timeout=900 $(PYTEST_ARGS)
+	  $(VENV)/bin/python -m pytest tests/fault/test_fault_long.py tests/fault/test_chaos_long.py \
+	  -s --timeout=1200 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .
