@@ -325,3 +325,25 @@ def test_status_with_nothing_running_says_down() -> None:
             for line in done.stdout.splitlines()
         ), done.stdout
     _no_traceback(done.stdout, done.stderr)
+
+
+def test_status_follows_only_a_stack_env_of_this_user(tmp_path: Path) -> None:
+    """A `stack.env` others may read or write (say, planted in a checkout) could send the
+    admin token to a server of theirs: `huibao status` ignores it and says so."""
+    planted = f"http://127.0.0.1:{free_port()}"
+    env_file = tmp_path / "stack.env"
+    env_file.write_text(f"HUIBAO_ROLLUP_URL={planted}\n", encoding="utf-8")
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
+    env = {**clean, "HUIBAO_DATA_DIR": str(tmp_path), "HUIBAO_ADMIN_TOKEN": "operator-secret"}
+    for mode, followed in ((0o644, False), (0o600, True)):
+        env_file.chmod(mode)
+        done = subprocess.run(
+            [str(BIN / "huibao"), "status", "--timeout", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (planted in done.stdout) is followed, done.stdout
+        assert ("ignoring" in done.stderr) is not followed, done.stderr

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -262,8 +263,16 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 
 
 def _running_stack_env() -> dict[str, str]:
+    """The addresses `huibao up` wrote next to its data, when it is this user's own file:
+    one that someone else wrote (or anyone may read) could point `huibao status` and its
+    admin token at a server of theirs, so it is ignored."""
     path = default_data_dir() / STACK_ENV_FILE
-    if not path.exists():
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return {}
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        print(f"huibao: ignoring {path}: not a mode-600 file of this user", file=sys.stderr)
         return {}
     pairs = (
         line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line

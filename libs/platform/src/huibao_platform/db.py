@@ -49,6 +49,18 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
+def _secrets_of(url: str) -> list[str]:
+    """The passwords a URL carries (user part and `password=` parameters), decoded and not."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        found = [parts.password] if parts.password else []
+        found += [v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() == "password"]
+    except ValueError:
+        return []
+    found += [urllib.parse.unquote(s) for s in found]
+    return [s for s in found if s]
+
+
 FATAL_CONNECT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InvalidAuthorizationSpecificationError,  # auth failed, no such role, pg_hba
     asyncpg.InvalidCatalogNameError,  # no such database
@@ -60,6 +72,8 @@ FATAL_CONNECT_ERRORS: tuple[type[Exception], ...] = (
 def connect_failure(url: str, e: BaseException) -> str:
     """One line saying why PostgreSQL at `url` refused or did not answer (password masked)."""
     reason = str(e).strip() or type(e).__name__
+    for secret in _secrets_of(url):  # a driver message that echoes the URL shows none
+        reason = reason.replace(secret, "***")
     if isinstance(e, TimeoutError):
         reason = "no answer (timed out)"
     elif isinstance(e, OSError):
