@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +207,52 @@ async def test_kafka_publisher_reaches_the_rollup(stack: EmbeddedStack) -> None:
         summary = await wait_until(both, timeout=30)
         assert summary.metrics["party_day.attendees"] == 43
         assert summary.metrics["party_day.on_time"] == 2  # `time` travelled in both modes
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integrators.md"
+EXAMPLE = re.compile(
+    r"^```python example=(?P<name>\w+)\n(?P<code>.*?)^```\n(?:\nprints\n\n```text\n"
+    r"(?P<prints>.*?)^```$)?",
+    re.M | re.S,
+)
+
+
+async def test_the_guide_s_client_examples_run_as_written(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    """docs/integrators.md, "The Python client": each example runs, prints what the guide
+    says it prints, and the event the Kafka example publishes reaches the rollup."""
+    found = [m.groupdict() for m in EXAMPLE.finditer(DOC.read_text("utf-8"))]
+    assert [f["name"] for f in found] == ["client_http", "client_kafka"]
+    assert found[0]["prints"], "the HTTP example's output is shown in the guide"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HUIBAO_URL": stack.urls["reporting"],
+        "HUIBAO_ROLLUP_URL": stack.urls["rollup"],
+        "HUIBAO_TOKEN": stack.admin_token,
+        "KAFKA_BOOTSTRAP_SERVERS": stack.infra.bootstrap_servers,
+    }
+    outputs = {}
+    for example in found:
+        path = tmp_path / f"{example['name']}.py"
+        path.write_text(example["code"], encoding="utf-8")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(path), env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        assert proc.returncode == 0, f"{example['name']}:\n{out.decode()}\n{err.decode()}"
+        outputs[example["name"]] = out.decode()
+    assert outputs["client_http"] == found[0]["prints"]
+    assert outputs["client_kafka"].startswith("published to partition ")
+
+    async with client_for(stack) as huibao:
+
+        async def lesson() -> Any:
+            s = await huibao.summary("py-t1", MONTH)
+            return s if s.metrics["lesson.delivered"] == 1 else None
+
+        summary = await wait_until(lesson, timeout=30)
+    assert summary.metrics["lesson.audience"] == 30
+    assert summary.metrics["party_day.held"] == 1  # the refused and the repeated one not
