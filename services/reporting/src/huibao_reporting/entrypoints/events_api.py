@@ -3,7 +3,8 @@
 Status codes. A batch (a JSON array, or `application/cloudevents-batch+json`) answers 200
 whatever the outcome of each event. A single event answers 202 when accepted (200 in a dry
 run), 200 when it is a duplicate, 403 when it lies outside the token's subtree and 422
-when it is refused otherwise. Malformed JSON is 400, an unsupported content type 415, a
+when it is refused otherwise. Malformed JSON is 400, so is an array sent as one structured
+event or a batch that is not an array; an unsupported content type is 415, a
 body, an event or a batch over its limit 413.
 """
 
@@ -111,6 +112,16 @@ def events_router(
         mt = require_media_type(request, EVENT_TYPES)
         raw = await read_body(request, settings.max_body_bytes)
         body = parse_json(raw)
+        if isinstance(body, list) and mt == STRUCTURED_CONTENT_TYPE:
+            raise HTTPException(
+                400,
+                error_body(
+                    "body",
+                    "invalid_envelope",
+                    f"{STRUCTURED_CONTENT_TYPE} is one event, a JSON object; send a batch as"
+                    f" {BATCH_CONTENT_TYPE} (or application/json)",
+                ),
+            )
         if isinstance(body, list) or mt == BATCH_CONTENT_TYPE:
             if not isinstance(body, list):
                 raise HTTPException(
