@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -94,11 +93,26 @@ def test_manifests_copied_are_the_workspace_members() -> None:
 
 
 def test_lock_file_exists() -> None:
-    if not (ROOT / "uv.lock").is_file():
-        message = "uv.lock is missing: `uv lock` at the workspace root (the image builds from it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    """uv.lock is committed and locks every workspace member (the image builds from it)."""
+    lock_file = ROOT / "uv.lock"
+    assert lock_file.is_file(), "uv.lock is missing: `uv lock` at the workspace root"
+    lock = tomllib.loads(lock_file.read_text(encoding="utf-8"))
+    tool = workspace()["tool"]
+    assert isinstance(tool, dict)
+    editable = {
+        p["source"]["editable"]: p["name"]
+        for p in lock["package"]
+        if "editable" in p.get("source", {})
+    }
+    members = tool["uv"]["workspace"]["members"]
+    names = {
+        m: tomllib.loads((ROOT / m / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+            "name"
+        ]
+        for m in members
+    }
+    assert editable == names, "uv.lock does not lock the workspace members: run `uv lock`"
+    assert set(lock["manifest"]["members"]) == {*names.values(), "huibao-workspace"}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -5,6 +5,7 @@ cycles; and the memory-saving parts (one snapshot per stretch between change poi
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 
 import pytest
@@ -172,14 +173,21 @@ def test_days_between_change_points_share_one_snapshot() -> None:
             if d is not None and d != ALWAYS
         }
     )
-    a, b = points[0], points[1]
-    if b - a > dt.timedelta(days=1):
-        assert tree.stretch(a) == tree.stretch(b - dt.timedelta(days=1))
+    # the first two change points with days between them: every one of those days, from the
+    # first point up to the day before the next, is one stretch
+    gaps = [(a, b) for a, b in itertools.pairwise(points) if b - a > dt.timedelta(days=1)]
+    assert gaps, f"the random tree has no change points two days apart: {points}"
+    a, b = gaps[0]
+    between = [a + dt.timedelta(days=d) for d in range((b - a).days)]
+    assert len(between) >= 2
+    assert {tree.stretch(d) for d in between} == {tree.stretch(a)}
+    assert tree.stretch(b) != tree.stretch(a)
     assert tree.stretch(a - dt.timedelta(days=1)) != tree.stretch(a)
-    day = a + dt.timedelta(days=0)
+    day = a
     first = tree.snapshot(day)
     assert tree.has_snapshot(day)
     assert tree.snapshot(day).children is first.children  # built once, then kept
+    assert tree.snapshot(between[-1]).children is first.children  # the stretch's one snapshot
     tree.apply(version("k_new", "county", "c", seq=10_000))
     assert not tree.has_snapshot(day)  # a change of the tree drops it
 
