@@ -20,6 +20,7 @@ from huibao_client import (
     HuibaoClient,
     HuibaoConnectionError,
     HuibaoTimeoutError,
+    NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
     RetryPolicy,
@@ -401,3 +402,18 @@ def test_kafka_records_structured_and_binary() -> None:
     assert headers["content-type"] == b"application/json"
     assert "ce_data" not in headers
     assert "ce_datacontenttype" not in headers
+
+
+@pytest.mark.parametrize("node", ["..", ".", ""])
+def test_ids_that_a_url_would_resolve_elsewhere_are_refused_before_sending(node: str) -> None:
+    rec = Recorder(httpx.Response(200, json={}))
+    with client(rec) as huibao, pytest.raises(ValueError, match="path segment"):
+        huibao.summary(node, "2026-05")
+    assert rec.requests == []
+
+
+def test_ids_are_one_percent_encoded_segment() -> None:
+    rec = Recorder(httpx.Response(404, json={"errors": []}))
+    with client(rec) as huibao, pytest.raises(NotFoundError):
+        huibao.feedback("../clock?x=1#y", "2026-Q2")
+    assert rec.requests[0].url.raw_path == b"/v1/feedback/..%2Fclock%3Fx%3D1%23y?quarter=2026-Q2"

@@ -176,6 +176,15 @@ def _period(period: PeriodLike) -> str:
     return str(period)
 
 
+def _segment(value: str) -> str:
+    """`value` as one path segment: percent-encoded, and never `.` or `..` (which a URL
+    resolves to another route)."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise ValueError(f"{text!r} cannot be a path segment (an org-unit id, kind or period)")
+    return quote(text, safe="")
+
+
 class RequestCore:
     """Builds every request of the three services and reads their answers.
 
@@ -302,7 +311,7 @@ class RequestCore:
     # --- rollup ------------------------------------------------------------------------
 
     def _node(self, node: str, what: str) -> str:
-        return f"{self.rollup_url}/v1/nodes/{quote(node, safe='')}/{what}"
+        return f"{self.rollup_url}/v1/nodes/{_segment(node)}/{what}"
 
     def summary(self, node: str, period: PeriodLike) -> Call[Summary]:
         """`GET /v1/nodes/{node}/summary?period=`."""
@@ -345,8 +354,7 @@ class RequestCore:
 
     def run_cycle(self, kind: CycleKind | str, period: PeriodLike) -> Call[CycleTransition]:
         """`POST /v1/cycles/{kind}/{period}/run` (admin token)."""
-        url = f"{self.scheduler_url}/v1/cycles/{quote(str(kind), safe='')}/"
-        url += f"{quote(_period(period), safe='')}/run"
+        url = f"{self.scheduler_url}/v1/cycles/{_segment(kind)}/{_segment(_period(period))}/run"
         return Call(self._request("POST", url), _inside("transition", CycleTransition))
 
     def move_clock(self, now: dt.datetime) -> Call[ClockAnswer]:
@@ -366,7 +374,7 @@ class RequestCore:
         return Call(
             self._request(
                 "GET",
-                f"{self.scheduler_url}/v1/feedback/{quote(unit, safe='')}",
+                f"{self.scheduler_url}/v1/feedback/{_segment(unit)}",
                 params={"quarter": _period(quarter)},
             ),
             _model(FeedbackReport),
