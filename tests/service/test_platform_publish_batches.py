@@ -1,6 +1,6 @@
 """The platform's per-partition batch publisher (used by the outbox relay's peers and by
 `make bench`): every record lands on Kafka's partition for its key, in order, at the
-partition and offset it answers, also when batches fill up and several topics mix."""
+partition and offset its batch answers, also when batches fill up and topics mix."""
 
 from __future__ import annotations
 
@@ -12,10 +12,22 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from tests.support.topics import read_topic
 
-from huibao_platform.kafka import CachedPartitioner, Record, publish_batches
+from huibao_platform.kafka import CachedPartitioner, Placed, Record, publish_batches
 from huibao_stack.infra import Infrastructure
 
 pytestmark = pytest.mark.stack
+
+
+def where(batches: list[Placed], count: int) -> list[tuple[int, int]]:
+    """(partition, offset) of each of `count` records published, from its batch."""
+    found: dict[int, tuple[int, int]] = {}
+    for b in batches:
+        assert b.records == sorted(b.records)  # in order within the batch
+        for j, i in enumerate(b.records):
+            assert i not in found  # each record in one batch
+            found[i] = (b.partition, b.base + j)
+    assert sorted(found) == list(range(count))
+    return [found[i] for i in range(count)]
 
 
 async def test_records_land_where_and_as_answered(infra: Infrastructure) -> None:
@@ -40,8 +52,8 @@ async def test_records_land_where_and_as_answered(infra: Infrastructure) -> None
         for i in range(600)
     ]
     try:
-        positions = await publish_batches(producer, records, CachedPartitioner())
-        again = await publish_batches(producer, records[:5], CachedPartitioner())
+        positions = where(await publish_batches(producer, records, CachedPartitioner()), 600)
+        again = where(await publish_batches(producer, records[:5], CachedPartitioner()), 5)
     finally:
         await producer.stop()
 

@@ -79,48 +79,59 @@ Record = tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]]]
 """One record to publish: topic, key, value and headers."""
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where one record batch landed: `records` (indexes into what was published, in
+    order) have offsets `base`, `base + 1`, ... on `partition` of `topic`."""
+
+    topic: str
+    partition: int
+    base: int
+    records: list[int]
+
+
 async def publish_batches(
     producer: AIOKafkaProducer,
     records: Iterable[Record],
     partitioner: CachedPartitioner,
     *,
     ack_timeout: float | None = 30.0,
-) -> list[tuple[int, int]]:
+) -> list[Placed]:
     """Publish `records` as record batches, one open batch per (topic, partition) at a time,
     in order within each partition; wait until Kafka acknowledged them all (at most
-    `ack_timeout` seconds) and answer the (partition, offset) of every record, in order.
+    `ack_timeout` seconds) and answer where each batch landed, in the order they were sent.
 
     Building the batches here, with Kafka's key → partition rule (`partitioner`), skips
     aiokafka's per-record `send` (a future, a metadata lookup and a partitioner call per
     record), which costs more CPU than everything else a relay or a load generator does.
     """
-    open_batches: dict[tuple[str, int], tuple[Any, int]] = {}  # batch, its number
+    open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
     partitions: dict[str, list[int]] = {}
-    sent: dict[int, asyncio.Future[Any]] = {}  # batch number → its acknowledgement
-    sizes: list[int] = []  # records in each batch, by batch number
-    placed: list[tuple[int, int, int]] = []  # partition, batch number, index in the batch
-
-    def new_batch(topic: str, partition: int) -> tuple[Any, int]:
-        opened = open_batches[(topic, partition)] = producer.create_batch(), len(sizes)
-        sizes.append(0)
-        return opened
-
-    for topic, key, value, headers in records:
+    sent: list[tuple[asyncio.Future[Any], str, int, list[int]]] = []
+    for i, (topic, key, value, headers) in enumerate(records):
         every = partitions.get(topic)
         if every is None:
             every = partitions[topic] = sorted(await producer.partitions_for(topic))
         partition = partitioner(key, every, every)
-        batch, number = open_batches.get((topic, partition)) or new_batch(topic, partition)
+        batch, held = open_batches.get((topic, partition)) or (None, [])
+        if batch is None:
+            batch = producer.create_batch()
+            open_batches[(topic, partition)] = (batch, held)
         while batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            sent[number] = await producer.send_batch(batch, topic, partition=partition)
-            batch, number = new_batch(topic, partition)
-        placed.append((partition, number, sizes[number]))
-        sizes[number] += 1
-    for (topic, partition), (batch, number) in open_batches.items():
-        sent[number] = await producer.send_batch(batch, topic, partition=partition)
+            future = await producer.send_batch(batch, topic, partition=partition)
+            sent.append((future, topic, partition, held))
+            batch, held = producer.create_batch(), []
+            open_batches[(topic, partition)] = (batch, held)
+        held.append(i)
+    for (topic, partition), (batch, held) in open_batches.items():
+        future = await producer.send_batch(batch, topic, partition=partition)
+        sent.append((future, topic, partition, held))
     async with asyncio.timeout(ack_timeout):
-        acked = await asyncio.gather(*(sent[n] for n in range(len(sizes))))
-    return [(p, acked[n].offset + i) for p, n, i in placed]
+        acked = await asyncio.gather(*(f for f, *_ in sent))
+    return [
+        Placed(topic, partition, int(meta.offset), held)
+        for meta, (_, topic, partition, held) in zip(acked, sent, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
