@@ -1,18 +1,16 @@
 """CloudEvents as integrators send them (structured mode, JSON), and the client that sends them.
 
 Tests talk to the running stack through `huibao-client`, the package integrators use:
-`client_for(stack)` is an `AsyncHuibaoClient` of its three services, and `send_all` sends
-events in batches and fails the test, naming the refused ones, unless all are accepted.
+`client_for(stack)` is an `AsyncHuibaoClient` of its three services.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from huibao_client import AsyncHuibaoClient, BatchResult, Event, EventStatus
+from huibao_client import AsyncHuibaoClient
 
 if TYPE_CHECKING:
     from huibao_stack.stack import EmbeddedStack
@@ -53,17 +51,3 @@ def client_for(stack: EmbeddedStack, token: str | None = None) -> AsyncHuibaoCli
         token=stack.admin_token if token is None else token,
         timeout=60,
     )
-
-
-async def send_all(
-    huibao: AsyncHuibaoClient, events: Iterable[Event], batch: int = 500
-) -> list[BatchResult]:
-    """Send `events` in batches of `batch`; assert that none was rejected or a duplicate."""
-    pending: Sequence[Event] = list(events)
-    answers = []
-    for i in range(0, len(pending), batch):
-        answer = await huibao.send_batch(pending[i : i + batch])
-        refused = [r for r in answer.results if r.status is not EventStatus.ACCEPTED]
-        assert not refused, f"{len(refused)} events not accepted, e.g. {refused[:3]}"
-        answers.append(answer)
-    return answers
