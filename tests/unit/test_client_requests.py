@@ -417,3 +417,11 @@ def test_ids_are_one_percent_encoded_segment() -> None:
     with client(rec) as huibao, pytest.raises(NotFoundError):
         huibao.feedback("../clock?x=1#y", "2026-Q2")
     assert rec.requests[0].url.raw_path == b"/v1/feedback/..%2Fclock%3Fx%3D1%23y?quarter=2026-Q2"
+
+
+def test_running_a_cycle_step_is_never_sent_twice() -> None:
+    """A 503 may come after the step committed; a repeat would run the step after it."""
+    rec = Recorder(httpx.Response(503, headers={"Retry-After": "0"}, json={"errors": []}))
+    with client(rec) as huibao, pytest.raises(ServiceUnavailableError):
+        huibao.run_cycle(CycleKind.PARTY_DAY, "2026-06")
+    assert len(rec.requests) == 1

@@ -135,7 +135,7 @@ class HuibaoClient(_Base):
                 response = self._http.send(call.request)
             except httpx.TransportError as e:
                 raise _translate(e, call.request) from e
-            wait = self.core.retry.delay(response, retries)
+            wait = self.core.retry_delay(call, response, retries)
             if wait is None:
                 return self.core.outcome(call, response)
             retries += 1
@@ -252,7 +252,7 @@ class AsyncHuibaoClient(_Base):
                 response = await self._http.send(call.request)
             except httpx.TransportError as e:
                 raise _translate(e, call.request) from e
-            wait = self.core.retry.delay(response, retries)
+            wait = self.core.retry_delay(call, response, retries)
             if wait is None:
                 return self.core.outcome(call, response)
             retries += 1

@@ -106,7 +106,8 @@ def _unit_json(unit: Unit) -> dict[str, Any]:
 class RetryPolicy:
     """Retry only a 503 that carries `Retry-After`, at most `max_retries` times, and only
     when it asks to wait no longer than `max_delay` seconds; nothing else is retried (a
-    timeout or a broken connection is raised at once: the caller decides)."""
+    timeout or a broken connection is raised at once: the caller decides), and a call that
+    is not `repeatable` (running a cycle step) never is."""
 
     max_retries: int = 3
     max_delay: float = 10.0
@@ -129,6 +130,9 @@ class Call(Generic[T]):
     parse: Callable[[httpx.Response], T]
     per_event: bool = False
     """True when a 403 or 422 carrying per-event `results` is an answer, not an error."""
+    repeatable: bool = True
+    """False when sending the request twice could act twice (running a cycle's *next*
+    step): such a call is never retried, whatever the answer."""
 
 
 def _model(model: type[Any]) -> Callable[[httpx.Response], Any]:
@@ -237,6 +241,12 @@ class RequestCore:
             content=content,
             extensions={"timeout": self.timeout.as_dict()},
         )
+
+    def retry_delay(
+        self, call: Call[Any], response: httpx.Response, retries_done: int
+    ) -> float | None:
+        """Seconds to wait before sending `call` again, or None to answer `response`."""
+        return self.retry.delay(response, retries_done) if call.repeatable else None
 
     @staticmethod
     def outcome(call: Call[T], response: httpx.Response) -> T:
@@ -355,7 +365,10 @@ class RequestCore:
     def run_cycle(self, kind: CycleKind | str, period: PeriodLike) -> Call[CycleTransition]:
         """`POST /v1/cycles/{kind}/{period}/run` (admin token)."""
         url = f"{self.scheduler_url}/v1/cycles/{_segment(kind)}/{_segment(_period(period))}/run"
-        return Call(self._request("POST", url), _inside("transition", CycleTransition))
+        # a 503 may come after the step committed: sending again could run the step after it
+        return Call(
+            self._request("POST", url), _inside("transition", CycleTransition), repeatable=False
+        )
 
     def move_clock(self, now: dt.datetime) -> Call[ClockAnswer]:
         """`PUT /v1/clock` (admin token, manual clock only)."""
