@@ -17,8 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from tests.support.events import client_for
+from tests.support.topics import wait_for_records
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
@@ -31,6 +33,8 @@ from huibao_client import (
     new_event,
 )
 from huibao_client.kafka import KafkaPublisher
+from huibao_client.rejects import rejected_record
+from huibao_contracts import topics
 from huibao_contracts.activities import LessonDelivered, PartyDayHeld, SpeakerRole
 from huibao_contracts.envelope import CloudEvent
 from huibao_contracts.orgunits import OrgUnit
@@ -196,9 +200,11 @@ async def test_kafka_publisher_reaches_the_rollup(stack: EmbeddedStack) -> None:
         await huibao.import_orgunits(units)
         async with KafkaPublisher(stack.infra.bootstrap_servers) as publisher:
             structured = await publisher.publish(party_day(b[0], attendees=21))
-            binary = await publisher.publish_many([party_day(b[1], attendees=22)], binary=True)
+            binary = await publisher.publish_many(
+                [party_day(b[1], attendees=22), too_many(b[1])], binary=True
+            )
         assert structured[1] >= 0
-        assert len(binary) == 1
+        assert len(binary) == 2
 
         async def both() -> Any:
             s = await huibao.summary(township, MONTH)
@@ -207,6 +213,18 @@ async def test_kafka_publisher_reaches_the_rollup(stack: EmbeddedStack) -> None:
         summary = await wait_until(both, timeout=30)
         assert summary.metrics["party_day.attendees"] == 43
         assert summary.metrics["party_day.on_time"] == 2  # `time` travelled in both modes
+
+    # the refused one is on huibao.activity.rejected, read with the client's reader
+    (record,) = await wait_for_records(
+        stack.infra.bootstrap_servers, topics.ACTIVITY_REJECTED, lambda r: r.key == b[1].encode()
+    )
+    refused = rejected_record(record.key, record.value, record.headers)
+    assert (refused.reason, refused.channel) == ("invalid_field", "kafka")
+    assert [(e.field, e.reason) for e in refused.errors] == [
+        ("data.attendees", Reason.INVALID_FIELD)
+    ]
+    assert orjson.loads(refused.value)["attendees"] == 31  # the original bytes (binary: data)
+    assert dict(refused.headers)["ce_subject"] == b[1].encode()
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrators.md"

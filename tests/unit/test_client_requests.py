@@ -29,6 +29,7 @@ from huibao_client import (
     new_event,
 )
 from huibao_client.kafka import kafka_record
+from huibao_client.rejects import rejected_record
 from huibao_contracts.activities import LessonDelivered, PartyDayHeld, SpeakerRole
 from huibao_contracts.cycles import CycleKind
 from huibao_contracts.envelope import CloudEvent
@@ -425,3 +426,26 @@ def test_running_a_cycle_step_is_never_sent_twice() -> None:
     with client(rec) as huibao, pytest.raises(ServiceUnavailableError):
         huibao.run_cycle(CycleKind.PARTY_DAY, "2026-06")
     assert len(rec.requests) == 1
+
+
+def test_reject_records_are_read_typed() -> None:
+    errors = [{"field": "data.attendees", "reason": "invalid_field", "message": "too many"}]
+    headers = [
+        ("ce_id", b"e-1"),
+        ("huibao_reason", b"invalid_field"),
+        ("huibao_errors", json.dumps(errors).encode()),
+        ("huibao_channel", b"kafka"),
+    ]
+    got = rejected_record(b"br-1", b'{"attendees": 31}', headers)
+    assert (got.reason, got.channel, got.key, got.value) == (
+        "invalid_field",
+        "kafka",
+        b"br-1",
+        b'{"attendees": 31}',
+    )
+    assert got.errors == (
+        FieldError(field="data.attendees", reason=Reason.INVALID_FIELD, message="too many"),
+    )
+    assert got.headers == (("ce_id", b"e-1"),)  # Huibao's own headers left out
+    broken = rejected_record(None, None, [("huibao_errors", b"not json")])
+    assert (broken.errors, broken.reason, broken.value) == ((), "", b"")

@@ -7,6 +7,8 @@
 - `huibao_client.errors`: the exceptions (`HuibaoError` and below).
 - `huibao_client.kafka.KafkaPublisher` (extra `kafka`, aiokafka): publish events to
   `huibao.activity.submitted` in structured or binary mode, keyed by unit.
+- `huibao_client.rejects.rejected_record`: a record of `huibao.activity.rejected`, typed
+  (reason, the contract's `FieldError`s, channel, the original bytes).
 """
 
 from huibao_client.client import AsyncHuibaoClient, HuibaoClient
