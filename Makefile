@@ -49,10 +49,14 @@ fault: $(STAMP) ## The long fault runs: 100,000 events through rollup kills, the
 	  $(VENV)/bin/python -m pytest tests/fault/test_fault_long.py tests/fault/test_chaos_long.py \
 	  -s --timeout=1200 $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff and mypy (strict)
+MEMBERS := contracts libs/platform services/reporting services/rollup services/scheduler stack dashboard clients/python
+
+lint: $(STAMP) ## ruff, mypy (strict, tests and bench too), the layer contracts (.importlinter) and declared dependencies (deptry)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy clients/python/src contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src dashboard/src
+	$(VENV)/bin/mypy clients/python/src contracts/src libs/platform/src services/reporting/src services/rollup/src services/scheduler/src stack/src dashboard/src tests bench
+	$(VENV)/bin/lint-imports
+	@for m in $(MEMBERS); do echo "deptry $$m"; (cd $$m && $(CURDIR)/$(VENV)/bin/deptry src) || exit 1; done
 
 fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .

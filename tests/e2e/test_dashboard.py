@@ -191,7 +191,7 @@ async def load_city(stack: Any, p: str) -> dict[str, Any]:
         async def rolled_up() -> bool:
             r = await client.get(f"{roll}/v1/nodes/{p}/summary", params={"period": "2026-Q2"})
             m = r.json()["metrics"]
-            return m["party_day.held"] == 8 and m["lesson.delivered"] == 1
+            return bool(m["party_day.held"] == 8 and m["lesson.delivered"] == 1)
 
         await wait_until(rolled_up, timeout=60, message="the rollup shows the city's Party Days")
 

@@ -27,7 +27,9 @@ def client(
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://rollup.test")
 
 
-def scheduler(status: int = 200, body: object = REPORT, seen: list[httpx.Request] | None = None):
+def scheduler(
+    status: int = 200, body: object = REPORT, seen: list[httpx.Request] | None = None
+) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
