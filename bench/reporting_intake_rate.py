@@ -45,7 +45,8 @@ from huibao_platform.kafka import create_topics
 from huibao_platform.logs import configure_logging
 from huibao_platform.serve import tune_gc
 from huibao_platform.settings import TopicSettings
-from huibao_reporting.bootstrap import Runtime, build_app
+from huibao_reporting.bootstrap import KafkaSide, build_adapters, build_app
+from huibao_reporting.bootstrap import bootstrap as wire
 from huibao_reporting.settings import ReportingSettings
 
 WAITING = "SELECT count(*) FROM reporting.outbox WHERE published_offset IS NULL"
@@ -105,35 +106,37 @@ async def run(
         log_level="warning",
     )
     await create_topics(TopicSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix))
-    app = build_app(settings)
-    tune_gc(app, settings.gc_threshold)  # as `huibao-reporting` runs it
-    rt: Runtime = app.state.runtime
     before, counted = _ruled(), _outcomes()
-    async with app.router.lifespan_context(app):
-        registry = rt.need(rt.registry)
-        today = settings.calendar.local_date(SystemClock().now())
-        await registry.import_units([OrgUnit.model_validate(u) for u in tree.units], None, today)
-        while not rt.kafka_ready.is_set():  # noqa: ASYNC110 (polls a flag)
-            await asyncio.sleep(0.05)
-        pool = rt.need(rt.pool)
-        while await pool.fetchval(WAITING):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)  # the registry's changes are out
-        published = await publish(bootstrap, prefix, events)
-        started, cpu = time.perf_counter(), time.process_time()
-        others = {name: cpu_seconds(pid) for name, pid in servers.items()}
-        deadline = started + args.timeout
-        while _ruled() - before < len(events) and time.perf_counter() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        intake_s = time.perf_counter() - started
-        while await pool.fetchval(WAITING):
-            if time.perf_counter() > deadline:
-                break
-            await asyncio.sleep(0.05)
-        relay_s = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        others = {name: cpu_seconds(servers[name]) - t for name, t in others.items()}
-        stored = await pool.fetchval("SELECT count(*) FROM reporting.events_seen")
-        activities = await pool.fetchval("SELECT count(*) FROM reporting.activities")
+    async with build_adapters(settings) as adapters:
+        app = build_app(settings, adapters)
+        tune_gc(app, settings.gc_threshold)  # as `huibao-reporting` runs it
+        side: KafkaSide = app.state.kafka
+        async with app.router.lifespan_context(app):
+            registry = wire(adapters, settings, on_commit=side.kick).registry
+            today = settings.calendar.local_date(SystemClock().now())
+            units = [OrgUnit.model_validate(u) for u in tree.units]
+            await registry.import_units(units, None, today)
+            while not side.ready.is_set():  # noqa: ASYNC110 (polls a flag)
+                await asyncio.sleep(0.05)
+            pool = adapters.pool
+            while await pool.fetchval(WAITING):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # the registry's changes are out
+            published = await publish(bootstrap, prefix, events)
+            started, cpu = time.perf_counter(), time.process_time()
+            others = {name: cpu_seconds(pid) for name, pid in servers.items()}
+            deadline = started + args.timeout
+            while _ruled() - before < len(events) and time.perf_counter() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            intake_s = time.perf_counter() - started
+            while await pool.fetchval(WAITING):
+                if time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            relay_s = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            others = {name: cpu_seconds(servers[name]) - t for name, t in others.items()}
+            stored = await pool.fetchval("SELECT count(*) FROM reporting.events_seen")
+            activities = await pool.fetchval("SELECT count(*) FROM reporting.activities")
     ruled = int(_ruled() - before)
     outcomes = {k: v - counted.get(k, 0) for k, v in _outcomes().items() if v > counted.get(k, 0)}
     distinct = len({(e["source"], e["id"]) for e in events})

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from tests.support.topics import create_huibao_topics
 from tests.support.waits import wait_until
 
-from huibao_reporting.bootstrap import build_app
+from huibao_reporting.bootstrap import Adapters, build_adapters, build_app
 from huibao_reporting.settings import ReportingSettings
 from huibao_stack.infra import Infrastructure
 
@@ -95,12 +95,14 @@ def value_of(record: ConsumerRecord[bytes, bytes]) -> Any:
 
 @dataclass
 class ReportingService:
-    """The app, an admin HTTP client, its settings and a tap on reporting's output topics."""
+    """The app, an admin HTTP client, its settings, its adapters and a tap on reporting's
+    output topics."""
 
     app: FastAPI
     client: httpx.AsyncClient
     settings: ReportingSettings
     tap: TopicTap
+    adapters: Adapters
 
     def as_token(self, token: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -139,28 +141,29 @@ def reporting_settings(
 
 @contextlib.asynccontextmanager
 async def running(settings: ReportingSettings) -> AsyncIterator[ReportingService]:
-    """The app with its lifespan running and Kafka started."""
+    """The app over the production adapters (passed in), its lifespan running and Kafka
+    started."""
     await create_huibao_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
-    app = build_app(settings)
     tap = TopicTap(
         settings.kafka_bootstrap_servers,
         ("huibao.activity.accepted", "huibao.activity.rejected", "huibao.orgunit.changes"),
     )
-    async with app.router.lifespan_context(app):
-        rt = app.state.runtime
-        await asyncio.wait_for(rt.kafka_ready.wait(), 60)
-        await tap.start()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://reporting",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=30,
-        )
-        try:
-            yield ReportingService(app, client, settings, tap)
-        finally:
-            await client.aclose()
-            await tap.stop()
+    async with build_adapters(settings) as adapters:
+        app = build_app(settings, adapters)
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app.state.kafka.ready.wait(), 60)
+            await tap.start()
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://reporting",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+                timeout=30,
+            )
+            try:
+                yield ReportingService(app, client, settings, tap, adapters)
+            finally:
+                await client.aclose()
+                await tap.stop()
 
 
 @contextlib.asynccontextmanager

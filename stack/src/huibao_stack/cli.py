@@ -308,6 +308,7 @@ async def _create_token(
     from huibao_platform.auth import ADMIN, TokenStore
     from huibao_platform.db import create_pool
     from huibao_reporting.adapters import schema
+    from huibao_reporting.adapters.registry_repo import PgRegistryStore
     from huibao_reporting.service_layer.registry import Registry
     from huibao_reporting.service_layer.tokens import issue_token
 
@@ -315,7 +316,12 @@ async def _create_token(
     try:
         await schema.install(pool)  # idempotent; the registry and auth tables exist after it
         made = await issue_token(
-            Registry(pool), TokenStore(pool, admin_token=""), ADMIN, unit, label, scopes
+            Registry(PgRegistryStore(pool)),
+            TokenStore(pool, admin_token=""),
+            ADMIN,
+            unit,
+            label,
+            scopes,
         )
         return made.token, made.scopes
     finally:
@@ -386,7 +392,7 @@ def _progress(enabled: bool, label: str) -> tuple[Callable[[int, int], None], Ca
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from huibao_rollup import admin
+    from huibao_rollup.entrypoints import admin
 
     settings = _rollup_settings()
     if settings is None:
@@ -404,7 +410,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:
-    from huibao_rollup import admin
+    from huibao_rollup.entrypoints import admin
 
     settings = _rollup_settings()
     if settings is None:

@@ -8,31 +8,24 @@ writes the accepted events and every outbox record with set-based statements.
 
 from __future__ import annotations
 
-import datetime as dt
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+
 from huibao_contracts.activities import PARTY_DAY_TYPE
+from huibao_platform.errors import UnstorableValueError
 from huibao_platform.outbox import OutboxRecord, enqueue
-from huibao_reporting.adapters.storage import Conn, Executor
+from huibao_reporting.adapters.storage import Conn, Executor, storage_errors
 from huibao_reporting.domain.decisions import IntakeState, StoredActivity
 from huibao_reporting.domain.events import ParsedEvent
+from huibao_reporting.service_layer.ports import AcceptedEvent
 
 SCHEMA = "reporting"
 LOCK_BUCKETS = 256
 _LOCK_BASE = 0x4855_4942_0000_0000  # "HUIB" in the high bytes keeps clear of other locks
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedEvent:
-    """An accepted event with the instant it was stored and what is published for it."""
-
-    event: ParsedEvent
-    received: dt.datetime
-    data: dict[str, Any]
-    """The payload as JSON (what is stored and published)."""
 
 
 def _bucket(text: str) -> int:
@@ -157,3 +150,58 @@ def _activity_row(a: AcceptedEvent) -> dict[str, Any]:
         "received_at": a.received,
         "data": a.data,
     }
+
+
+class PgBatch:
+    """One intake transaction on a connection (the `IntakeBatch` port)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def lock(self, events: Sequence[ParsedEvent]) -> None:
+        """Take the transaction's advisory locks for the batch."""
+        await lock(self._conn, events)
+
+    async def load_state(self, events: Sequence[ParsedEvent]) -> IntakeState:
+        """What `decide` needs for the batch."""
+        return await load_state(self._conn, events)
+
+    async def store(
+        self, accepted: Sequence[AcceptedEvent], channel: str, records: Sequence[OutboxRecord]
+    ) -> None:
+        """Write the accepted events and the outbox records."""
+        await store(self._conn, accepted, channel, records)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A savepoint; a value PostgreSQL refuses in it is UnstorableValueError with
+        PostgreSQL's own message."""
+        try:
+            async with self._conn.transaction():
+                yield
+        except asyncpg.DataError as e:
+            raise UnstorableValueError(str(e)) from e
+
+
+class PgIntakeStore:
+    """The intake's PostgreSQL storage (the `IntakeStore` port); driver errors leave it
+    as StorageUnavailableError or UnstorableValueError."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def batch(self, *, commit: bool) -> AsyncIterator[PgBatch]:
+        """A transaction, committed at a clean end when `commit`, else rolled back."""
+        async with storage_errors(), self._pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield PgBatch(conn)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if commit:
+                await transaction.commit()
+            else:
+                await transaction.rollback()

@@ -16,23 +16,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import asyncpg
+
 from huibao_reporting.adapters import registry_repo
-from huibao_reporting.adapters.storage import Executor
+from huibao_reporting.adapters.storage import storage_errors
 from huibao_reporting.domain.registry import RegistryView, UnitRecord
 
 
 class RegistryCache:
-    """Loads registry views for the intake, from memory when the registry has not changed."""
+    """Loads registry views for the intake, from memory when the registry has not changed
+    (the `UnitRecords` port)."""
 
-    def __init__(self, max_units: int = 200_000) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_units: int = 200_000) -> None:
+        self._pool = pool
         self._max = max_units
         self._records: dict[str, UnitRecord] = {}
         self._version: int | None = None
         self.loads = 0
         """Round trips that loaded records (for tests and the benchmark)."""
 
-    async def view(self, conn: Executor, ids: Iterable[str], *, ancestors: bool) -> RegistryView:
+    async def view(self, ids: Iterable[str], *, ancestors: bool) -> RegistryView:
         """The records of `ids` and, with `ancestors`, of every ancestor they ever had."""
+        async with storage_errors():
+            return await self._view(ids, ancestors=ancestors)
+
+    async def _view(self, ids: Iterable[str], *, ancestors: bool) -> RegistryView:
+        conn = self._pool
         version = await registry_repo.version(conn)
         if version != self._version:
             self._records.clear()

@@ -7,14 +7,15 @@ outbox, in the same transaction, parents before children.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 
 from huibao_contracts import topics
 from huibao_contracts.orgunits import Level, OrgUnit, OrgUnitChange
 from huibao_platform.outbox import OutboxRecord, enqueue
-from huibao_reporting.adapters.storage import Conn, Executor
+from huibao_reporting.adapters.storage import Conn, Executor, storage_errors
 from huibao_reporting.domain.registry import Label, Placement, RegistryView, UnitRecord
 from huibao_reporting.domain.registry_changes import Change
 
@@ -210,3 +211,45 @@ async def children_on(conn: Executor, unit_id: str, day: dt.date) -> list[str]:
         day,
     )
     return sorted(r["unit"] for r in rows if r["parent"] == unit_id)
+
+
+class PgRegistryWrite:
+    """One registry write transaction holding the writer lock (the `RegistryWrite` port)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def load_view(
+        self, ids: Iterable[str], *, children_of: Iterable[str] = ()
+    ) -> RegistryView:
+        """The stored units `ids` (plus the children of `children_of`) with their ancestors."""
+        return await load_view(self._conn, ids, children_of=children_of)
+
+    async def store_changes(self, changes: Sequence[Change]) -> list[OrgUnitChange]:
+        """Store `changes` and enqueue them, in order."""
+        return await store_changes(self._conn, changes)
+
+
+class PgRegistryStore:
+    """The registry in PostgreSQL (the `RegistryStore` port); driver errors leave it as
+    StorageUnavailableError or UnstorableValueError."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[PgRegistryWrite]:
+        """A transaction serialised against every other registry writer."""
+        async with storage_errors(), self._pool.acquire() as conn, conn.transaction():
+            await lock_registry(conn)
+            yield PgRegistryWrite(conn)
+
+    async def load_view(self, ids: Iterable[str]) -> RegistryView:
+        """The stored units `ids` with every ancestor they ever had."""
+        async with storage_errors():
+            return await load_view(self._pool, ids)
+
+    async def children_on(self, unit_id: str, day: dt.date) -> list[str]:
+        """Ids of the units placed under `unit_id` on `day`."""
+        async with storage_errors():
+            return await children_on(self._pool, unit_id, day)

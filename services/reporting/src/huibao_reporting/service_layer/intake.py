@@ -19,23 +19,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import orjson
 
 from huibao_contracts import topics
 from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform import metrics
-from huibao_platform.clock import Clock
 from huibao_platform.errors import UnstorableValueError
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRecord
-from huibao_reporting.adapters import intake_repo
-from huibao_reporting.adapters.registry_cache import RegistryCache
-from huibao_reporting.adapters.storage import Conn, storage_errors
 from huibao_reporting.domain.checks import IntakeRules, check_event
 from huibao_reporting.domain.decisions import Status, decide
 from huibao_reporting.domain.events import ParsedEvent, Submission, normalised, parse_event
+from huibao_reporting.service_layer.ports import (
+    AcceptedEvent,
+    Clock,
+    IntakeBatch,
+    IntakeStore,
+    UnitRecords,
+)
 
 log = get_logger(__name__)
 
@@ -66,17 +68,17 @@ class Intake:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: IntakeStore,
+        units: UnitRecords,
         clock: Clock,
         rules: IntakeRules,
         on_commit: Callable[[], None] = lambda: None,
-        registry: RegistryCache | None = None,
     ) -> None:
-        self._pool = pool
+        self._storage = store
+        self._units = units
         self._clock = clock
         self._rules = rules
         self._on_commit = on_commit
-        self.registry = registry or RegistryCache()
 
     async def submit(
         self,
@@ -99,16 +101,15 @@ class Intake:
             else:
                 results[i].errors = outcome
         now = self._clock.now()
-        async with storage_errors():
-            if parsed:
-                view = await self.registry.view(
-                    self._pool, [e.subject for e in parsed.values()], ancestors=scope is not None
-                )
-                for i, e in list(parsed.items()):
-                    if errors := check_event(e, view, now, self._rules, scope):
-                        results[i].errors = errors
-                        del parsed[i]
-            await self._store(submissions, parsed, results, channel, dry_run=dry_run)
+        if parsed:
+            view = await self._units.view(
+                [e.subject for e in parsed.values()], ancestors=scope is not None
+            )
+            for i, e in list(parsed.items()):
+                if errors := check_event(e, view, now, self._rules, scope):
+                    results[i].errors = errors
+                    del parsed[i]
+        await self._store(submissions, parsed, results, channel, dry_run=dry_run)
         for r in results:
             reason = str(r.errors[0].reason) if r.errors else ""
             metrics.INTAKE.labels(channel, str(r.status), reason).inc()
@@ -126,10 +127,9 @@ class Intake:
         """Store the batch; refuse as `unstorable` the events PostgreSQL cannot hold."""
         for _ in range(len(parsed) + 1):
             try:
-                async with storage_errors():
-                    stored = await self._store_batch(
-                        submissions, parsed, results, channel, dry_run=dry_run
-                    )
+                stored = await self._store_batch(
+                    submissions, parsed, results, channel, dry_run=dry_run
+                )
             except UnstorableValueError as e:
                 log.warning("intake_unstorable_batch", error=str(e), events=len(parsed))
                 bad = await self._unstorable(parsed, channel) or dict.fromkeys(parsed, str(e))
@@ -154,22 +154,15 @@ class Intake:
         """The events whose own rows PostgreSQL refuses, with its message: each is written in
         a savepoint of one transaction that is always rolled back."""
         bad: dict[int, str] = {}
-        async with storage_errors(), self._pool.acquire() as conn:
-            outer = conn.transaction()
-            await outer.start()
-            try:
-                received = self._clock.now()
-                for i, e in parsed.items():
-                    try:
-                        async with conn.transaction():
-                            one = intake_repo.AcceptedEvent(
-                                e, received, e.payload.model_dump(mode="json")
-                            )
-                            await intake_repo.store(conn, [one], channel, [accepted_record(one)])
-                    except asyncpg.DataError as err:
-                        bad[i] = str(err)
-            finally:
-                await outer.rollback()
+        async with self._storage.batch(commit=False) as batch:
+            received = self._clock.now()
+            for i, e in parsed.items():
+                try:
+                    async with batch.savepoint():
+                        one = AcceptedEvent(e, received, e.payload.model_dump(mode="json"))
+                        await batch.store([one], channel, [accepted_record(one)])
+                except UnstorableValueError as err:
+                    bad[i] = str(err)
         return bad
 
     async def _store_batch(
@@ -183,48 +176,38 @@ class Intake:
     ) -> bool:
         """One transaction for the batch (rolled back in a dry run); True when it wrote
         outbox records."""
-        async with self._pool.acquire() as conn:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                records = await self._write(conn, submissions, parsed, results, channel)
-            except BaseException:
-                await transaction.rollback()
-                raise
-            if dry_run:
-                await transaction.rollback()
-            else:
-                await transaction.commit()
+        async with self._storage.batch(commit=not dry_run) as batch:
+            records = await self._write(batch, submissions, parsed, results, channel)
         return bool(records)
 
     async def _write(
         self,
-        conn: Conn,
+        batch: IntakeBatch,
         submissions: Sequence[Submission],
         parsed: dict[int, ParsedEvent],
         results: list[EventResult],
         channel: str,
     ) -> list[OutboxRecord]:
         received = self._clock.now()
-        await intake_repo.lock(conn, list(parsed.values()))
-        state = await intake_repo.load_state(conn, list(parsed.values()))
-        accepted: dict[int, intake_repo.AcceptedEvent] = {}
+        await batch.lock(list(parsed.values()))
+        state = await batch.load_state(list(parsed.values()))
+        accepted: dict[int, AcceptedEvent] = {}
         records: list[OutboxRecord] = []
         for i, e in parsed.items():
             results[i].status, results[i].errors = decide(e, state)
             if results[i].status is Status.ACCEPTED:
                 data = e.payload.model_dump(mode="json")
-                accepted[i] = intake_repo.AcceptedEvent(e, received, data)
+                accepted[i] = AcceptedEvent(e, received, data)
         for i, r in enumerate(results):
             if r.status is Status.ACCEPTED:
                 records.append(accepted_record(accepted[i]))
             elif r.status is Status.REJECTED:
                 records.append(rejected_record(submissions[i], r.errors, channel))
-        await intake_repo.store(conn, list(accepted.values()), channel, records)
+        await batch.store(list(accepted.values()), channel, records)
         return records
 
 
-def accepted_record(accepted: intake_repo.AcceptedEvent) -> OutboxRecord:
+def accepted_record(accepted: AcceptedEvent) -> OutboxRecord:
     """The `huibao.activity.accepted` record of an accepted event, keyed by its unit."""
     event = accepted.event
     return OutboxRecord(

@@ -10,12 +10,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
 from huibao_contracts.orgunits import OrgUnit, OrgUnitChange
 from huibao_contracts.rejects import FieldError, Reason
-from huibao_reporting.adapters import registry_repo
-from huibao_reporting.adapters.storage import storage_errors
 from huibao_reporting.domain.registry import PathError, RegistryView, UnitRecord
 from huibao_reporting.domain.registry_changes import (
     Change,
@@ -25,9 +21,11 @@ from huibao_reporting.domain.registry_changes import (
     plan_move,
 )
 from huibao_reporting.domain.registry_rules import ImportPlan, plan_import, scope_errors
+from huibao_reporting.errors import ReportingError
+from huibao_reporting.service_layer.ports import RegistryStore
 
 
-class RegistryRefusedError(Exception):
+class RegistryRefusedError(ReportingError):
     """A registry request was refused; `errors` say why, `status` is the HTTP status."""
 
     def __init__(self, errors: Sequence[FieldError], status: int = 422) -> None:
@@ -55,8 +53,8 @@ def _refuse(errors: Sequence[FieldError]) -> RegistryRefusedError:
 class Registry:
     """The org-unit registry."""
 
-    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None) -> None:
-        self._pool = pool
+    def __init__(self, store: RegistryStore, on_commit: Callable[[], None] = lambda: None) -> None:
+        self._store = store
         self._on_commit = on_commit
 
     async def import_units(
@@ -70,48 +68,46 @@ class Registry:
         publish the changed versions of every created or updated unit."""
         ids = {u.id for u in units}
         parents = {u.parent for u in units if u.parent}
-        async with storage_errors(), self._pool.acquire() as conn, conn.transaction():
-            await registry_repo.lock_registry(conn)
-            stored = await registry_repo.load_view(conn, ids | parents)
+        async with self._store.writing() as conn:
+            stored = await conn.load_view(ids | parents)
             plan = plan_import(units, stored, scope, effectives=effectives, today=today)
             if not isinstance(plan, ImportPlan):
                 raise _refuse(plan)
             changes = import_changes(plan, stored)
-            await registry_repo.store_changes(conn, changes)
+            await conn.store_changes(changes)
         if changes:
             self._on_commit()
         return plan
 
     async def get(self, unit_id: str, scope: str | None, today: dt.date) -> UnitView:
         """A unit with its current path and children (404/403 as RegistryRefusedError)."""
-        async with storage_errors():
-            view = await registry_repo.load_view(self._pool, [unit_id])
-            record = view.get(unit_id)
-            if record is None:
-                raise _refuse(
-                    [
-                        FieldError(
-                            field="id",
-                            reason=Reason.UNKNOWN_UNIT,
-                            message=f"unknown org unit {unit_id}",
-                        )
-                    ]
-                )
-            if not view.within(unit_id, scope):
-                raise _refuse(
-                    [
-                        FieldError(
-                            field="id",
-                            reason=Reason.OUT_OF_SCOPE,
-                            message=f"{unit_id} lies outside the subtree of {scope}",
-                        )
-                    ]
-                )
-            try:
-                path = view.path_on(unit_id)
-            except PathError:
-                path = (unit_id,)
-            children = await registry_repo.children_on(self._pool, unit_id, today)
+        view = await self._store.load_view([unit_id])
+        record = view.get(unit_id)
+        if record is None:
+            raise _refuse(
+                [
+                    FieldError(
+                        field="id",
+                        reason=Reason.UNKNOWN_UNIT,
+                        message=f"unknown org unit {unit_id}",
+                    )
+                ]
+            )
+        if not view.within(unit_id, scope):
+            raise _refuse(
+                [
+                    FieldError(
+                        field="id",
+                        reason=Reason.OUT_OF_SCOPE,
+                        message=f"{unit_id} lies outside the subtree of {scope}",
+                    )
+                ]
+            )
+        try:
+            path = view.path_on(unit_id)
+        except PathError:
+            path = (unit_id,)
+        children = await self._store.children_on(unit_id, today)
         return UnitView(record, path, children)
 
     async def move(
@@ -158,9 +154,8 @@ class Registry:
         unit, before and after the change, on `effective` and on the latest placements,
         and on the path of every other unit named (the new parent, the unit merged into);
         every unit the change moves must lie strictly below it afterwards."""
-        async with storage_errors(), self._pool.acquire() as conn, conn.transaction():
-            await registry_repo.lock_registry(conn)
-            view = await registry_repo.load_view(conn, [unit_id, *others], children_of=[unit_id])
+        async with self._store.writing() as conn:
+            view = await conn.load_view([unit_id, *others], children_of=[unit_id])
             refused = [
                 e
                 for u in [unit_id, *others]
@@ -181,7 +176,7 @@ class Registry:
             ]
             if refused:
                 raise _refuse(refused)
-            published = await registry_repo.store_changes(conn, changes)
+            published = await conn.store_changes(changes)
         if published:
             self._on_commit()
         return published

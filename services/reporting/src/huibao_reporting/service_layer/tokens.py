@@ -18,14 +18,15 @@ from huibao_platform.auth import (
     DEFAULT_SCOPES,
     InvalidScopeError,
     Principal,
-    TokenStore,
     hash_token,
     parse_scopes,
 )
+from huibao_reporting.errors import ReportingError
+from huibao_reporting.service_layer.ports import Tokens
 from huibao_reporting.service_layer.registry import Registry, RegistryRefusedError
 
 
-class TokenRefusedError(Exception):
+class TokenRefusedError(ReportingError):
     """A token request was refused: `status`, and the `field`, `reason`, `message` of it."""
 
     def __init__(self, status: int, field: str, reason: str, message: str) -> None:
@@ -64,7 +65,7 @@ def _check_admin(issuer: Principal) -> None:
 
 async def issue_token(
     registry: Registry,
-    tokens: TokenStore,
+    tokens: Tokens,
     issuer: Principal,
     unit: str,
     label: str = "",
@@ -91,7 +92,7 @@ async def issue_token(
 
 
 async def revoke_token(
-    registry: Registry, tokens: TokenStore, issuer: Principal, token_hash: str
+    registry: Registry, tokens: Tokens, issuer: Principal, token_hash: str
 ) -> None:
     """Revoke the active token of `token_hash`: 404 when none is active, 403 when it is
     bound outside the issuer's subtree (a token of a unit the registry lost is revoked
