@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -22,18 +22,50 @@ from huibao_platform.settings import CommonSettings, TopicSettings
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Security:
+    """The Kafka security the settings ask for, the one mapping every client is built from
+    (aiokafka's options below; reporting's faststream broker, the bench)."""
+
+    protocol: str
+    """PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL."""
+    sasl_mechanism: str | None
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with a SASL_* protocol, else None."""
+    username: str
+    password: str = field(repr=False)
+    ssl_context: ssl.SSLContext | None
+    """The TLS context with an *SSL protocol (KAFKA_SSL_CAFILE's CA, else the system's)."""
+
+
+def security(settings: CommonSettings) -> Security:
+    """The Kafka security of `settings` (the password revealed here only, for the client)."""
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL")
+    password = settings.kafka_sasl_password
+    return Security(
+        protocol=protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism if sasl else None,
+        username=(settings.kafka_sasl_username or "") if sasl else "",
+        password=password.get_secret_value() if sasl and password is not None else "",
+        ssl_context=ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+        if protocol.endswith("SSL")
+        else None,
+    )
+
+
 def client_options(settings: CommonSettings) -> dict[str, Any]:
     """Keyword arguments shared by every aiokafka client: servers and security."""
+    sec = security(settings)
     opts: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "security_protocol": settings.kafka_security_protocol,
+        "security_protocol": sec.protocol,
     }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        opts["sasl_plain_username"] = settings.kafka_sasl_username
-        opts["sasl_plain_password"] = settings.kafka_sasl_password
-    if settings.kafka_security_protocol.endswith("SSL"):
-        opts["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if sec.sasl_mechanism is not None:
+        opts["sasl_mechanism"] = sec.sasl_mechanism
+        opts["sasl_plain_username"] = sec.username
+        opts["sasl_plain_password"] = sec.password
+    if sec.ssl_context is not None:
+        opts["ssl_context"] = sec.ssl_context
     return opts
 
 

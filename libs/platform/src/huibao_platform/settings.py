@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from huibao_contracts.calendar import CalendarRules
@@ -49,14 +49,33 @@ class CommonSettings(BaseSettings):
         description="Comma-separated Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
-        default="PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+        default="PLAINTEXT",
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+        description="How clients talk to Kafka (KAFKA_SECURITY_PROTOCOL): SASL_* sends the "
+        "KAFKA_SASL_* credentials, *SSL encrypts with TLS (Strimzi: SASL_SSL).",
     )
-    kafka_sasl_mechanism: str = Field(
-        default="SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512",
+        validation_alias="KAFKA_SASL_MECHANISM",
+        description="SASL mechanism (KAFKA_SASL_MECHANISM, any case); used with a SASL_* "
+        "protocol only.",
     )
-    kafka_sasl_username: str | None = Field(default=None, validation_alias="KAFKA_SASL_USERNAME")
-    kafka_sasl_password: str | None = Field(default=None, validation_alias="KAFKA_SASL_PASSWORD")
-    kafka_ssl_cafile: str | None = Field(default=None, validation_alias="KAFKA_SSL_CAFILE")
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_USERNAME",
+        description="SASL user name (KAFKA_SASL_USERNAME; Strimzi: the KafkaUser's name).",
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_PASSWORD",
+        description="SASL password (KAFKA_SASL_PASSWORD); a secret, never logged or shown.",
+    )
+    kafka_ssl_cafile: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SSL_CAFILE",
+        description="PEM file of the CA that signed the brokers' certificates "
+        "(KAFKA_SSL_CAFILE; unset: the system's CAs); used with an *SSL protocol only.",
+    )
 
     topic_prefix: str = Field(
         default="",
@@ -102,10 +121,37 @@ class CommonSettings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", description="IANA time zone of the calendar.")
     party_day: int = Field(default=26, ge=1, le=28, description="Day of the Party Day.")
     deadline_day: int = Field(default=29, ge=1, le=31, description="Last on-time day.")
-    upcoming_reminder_day: int = Field(default=24, ge=1, le=28)
-    overdue_reminder_day: int = Field(default=28, ge=1, le=31)
-    close_after_days: int = Field(default=7, ge=0, le=60)
-    feedback_after_days: int = Field(default=10, ge=1, le=60)
+    upcoming_reminder_day: int = Field(
+        default=24,
+        ge=1,
+        le=28,
+        description="Day of the month (09:00 local) branches are reminded that the Party Day "
+        "is coming.",
+    )
+    overdue_reminder_day: int = Field(
+        default=28,
+        ge=1,
+        le=31,
+        description="Day of the month (09:00 local) branches that have not reported yet are "
+        "reminded.",
+    )
+    close_after_days: int = Field(
+        default=7,
+        ge=0,
+        le=60,
+        description="Days after month end when the monthly cycle closes.",
+    )
+    feedback_after_days: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description="The quarterly feedback is issued on this day after quarter end.",
+    )
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _mechanism_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     def exposure_problem(self) -> str | None:
         """Why this service must not start as configured, or None: bound beyond loopback,

@@ -27,6 +27,7 @@ from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from huibao_contracts import topics
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform.errors import StorageUnavailableError
+from huibao_platform.kafka import security
 from huibao_platform.logs import get_logger
 from huibao_reporting.adapters.kafka_records import submission_from_record
 from huibao_reporting.domain.events import Submission
@@ -59,18 +60,14 @@ async def raw_decoder(message: Any, original: Callable[[Any], Awaitable[Any]]) -
 
 
 def _security(settings: ReportingSettings) -> Any:
-    protocol = settings.kafka_security_protocol
-    if not protocol.startswith("SASL"):
+    """faststream's security object for the platform's one mapping of the settings."""
+    sec = security(settings)
+    if sec.sasl_mechanism is None:
         return None
-    import ssl
-
-    use_ssl = protocol.endswith("SSL")
-    user, password = settings.kafka_sasl_username or "", settings.kafka_sasl_password or ""
-    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256}.get(
-        settings.kafka_sasl_mechanism.upper(), SASLScram512
+    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return kind[sec.sasl_mechanism](
+        sec.username, sec.password, ssl_context=sec.ssl_context, use_ssl=sec.ssl_context is not None
     )
-    ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if use_ssl else None
-    return kind(user, password, ssl_context=ctx, use_ssl=use_ssl)
 
 
 class KafkaIntake:
