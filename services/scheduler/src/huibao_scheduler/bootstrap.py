@@ -38,6 +38,7 @@ from huibao_scheduler.adapters.issued import IssuedStore
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.adapters.store import SCHEMA, ClaimHook, CycleStore, install_schema
 from huibao_scheduler.domain.plan import PlannedStep
+from huibao_scheduler.entrypoints.error_answers import install_error_answers
 from huibao_scheduler.entrypoints.http import build_router
 from huibao_scheduler.entrypoints.ticker import run_ticker
 from huibao_scheduler.service_layer.cycle_runner import CycleRunner
@@ -251,6 +252,7 @@ def build_app(
         "scheduler",
         {"postgres": postgres_ready, "kafka": broker_ready, "rollup": rollup_ready},
     )
+    install_error_answers(app)
     app.include_router(build_router(runner, cycles, principal_dependency(tokens)))
     app.include_router(whoami_router(principal_dependency(tokens)))
     return app
