@@ -27,7 +27,8 @@ class AcceptedCloudEvent(CloudEvent):
 
     data: ActivityBase  # type: ignore[assignment]
     huibaoreceived: StorableInstant = Field(description="When reporting stored the event.")
-    MAX_ATTRIBUTES: ClassVar[int] = MAX_ATTRIBUTES + 1  # the integrator's, and huibaoreceived
+    MAX_ATTRIBUTES: ClassVar[int] = MAX_ATTRIBUTES + 2
+    """The integrator's, and what reporting may add: `huibaoreceived`, `datacontenttype`."""
 
 
 def _model(type_name: str, payload: type[ActivityBase]) -> type[AcceptedCloudEvent]:
