@@ -347,3 +347,40 @@ def test_status_follows_only_a_stack_env_of_this_user(tmp_path: Path) -> None:
         )
         assert (planted in done.stdout) is followed, done.stdout
         assert ("ignoring" in done.stderr) is not followed, done.stderr
+
+
+def test_status_survives_a_service_that_answers_garbage() -> None:
+    """Answers that are not what a Huibao service says (not JSON, a list, escape sequences,
+    no Prometheus text) are shown as unknown, never as a traceback or raw on the terminal."""
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = {
+                "/health/ready": b"[1, 2]",
+                "/health/live": b'{"version": "\\u001b[31mred"}',
+                "/metrics": b"not { prometheus",
+                "/v1/cycles": b'{"items": "none"}',
+            }.get(self.path, b"\x1b[2J")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        env = {f"HUIBAO_{n}_URL": url for n in ("REPORTING", "ROLLUP", "SCHEDULER")}
+        done = huibao("status", "--timeout", "2", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    _no_traceback(done.stdout, done.stderr)
+    assert "\x1b" not in done.stdout
+    assert "unreadable /metrics" in done.stdout
+    assert "scheduler: an answer without cycles" in done.stdout

@@ -31,6 +31,8 @@ class ServiceStatus:
     outbox_backlog: float | None = None
     outbox_oldest_age: float | None = None
     error: str | None = None
+    note: str | None = None
+    """Something it answered that could not be read (its /metrics, say)."""
 
 
 @dataclass(slots=True)
@@ -45,6 +47,15 @@ class StatusReport:
     def all_ready(self) -> bool:
         """True when every service answered ready."""
         return all(s.ready for s in self.services)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or {} when it is not one (a proxy's page, a stranger)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _read_metrics(text: str, status: ServiceStatus) -> None:
@@ -74,14 +85,15 @@ async def _service(client: httpx.AsyncClient, name: str, url: str) -> ServiceSta
         status.error = f"no answer ({type(e).__name__}: {e})" if str(e) else type(e).__name__
         return status
     status.ready = ready.status_code == 200
-    try:
-        status.checks = dict(ready.json().get("checks", {}))
-    except ValueError:
-        status.checks = {}
+    checks = _json_object(ready).get("checks")
+    status.checks = dict(checks) if isinstance(checks, dict) else {}
     if live.status_code == 200:
-        status.version = str(live.json().get("version", "?"))
+        status.version = str(_json_object(live).get("version", "?"))[:40]
     if metrics.status_code == 200:
-        _read_metrics(metrics.text, status)
+        try:
+            _read_metrics(metrics.text, status)
+        except (ValueError, KeyError, TypeError) as e:  # not Prometheus text
+            status.note = f"unreadable /metrics ({e})"[:200]
     return status
 
 
@@ -97,11 +109,20 @@ async def gather(urls: dict[str, str], token: str, *, timeout: float = 5.0) -> S
             except httpx.HTTPError as e:
                 report.cycles_error = f"no answer ({type(e).__name__})"
             else:
-                if r.status_code == 200:
-                    report.cycles = list(r.json().get("items", []))
+                items = _json_object(r).get("items") if r.status_code == 200 else None
+                if isinstance(items, list):
+                    report.cycles = [c for c in items if isinstance(c, dict)]
+                elif r.status_code == 200:
+                    report.cycles_error = "an answer without cycles"
                 else:
                     report.cycles_error = f"HTTP {r.status_code}: {r.text[:200]}"
     return report
+
+
+def _clean(value: object, limit: int = 200) -> str:
+    """A value a service sent, fit for a terminal: printable characters only (no escape
+    sequences), at most `limit` of them."""
+    return "".join(ch for ch in str(value) if ch.isprintable())[:limit]
 
 
 def render(report: StatusReport) -> str:
@@ -109,12 +130,14 @@ def render(report: StatusReport) -> str:
     lines = ["services"]
     for s in report.services:
         if s.error:
-            lines.append(f"  {s.name:<10} {s.url:<24} DOWN      {s.error}")
+            lines.append(f"  {s.name:<10} {s.url:<24} DOWN      {_clean(s.error)}")
             continue
-        failing = [k for k, ok in s.checks.items() if not ok]
+        failing = [_clean(k, 40) for k, ok in s.checks.items() if not ok]
         state = "ready" if s.ready else "NOT READY"
         why = f"  (failing: {', '.join(failing)})" if failing else ""
-        lines.append(f"  {s.name:<10} {s.url:<24} {state:<9} version {s.version}{why}")
+        note = f"  [{_clean(s.note)}]" if s.note else ""
+        version = _clean(s.version, 40)
+        lines.append(f"  {s.name:<10} {s.url:<24} {state:<9} version {version}{why}{note}")
     lines.append("consumer lag (messages behind the end of each partition)")
     any_lag = False
     for s in report.services:
@@ -122,7 +145,8 @@ def render(report: StatusReport) -> str:
             any_lag = True
             total = sum(v for _, v in parts)
             each = " ".join(f"{p}:{v:.0f}" for p, v in parts)
-            lines.append(f"  {s.name:<10} {group} on {topic}: {total:.0f}   [{each}]")
+            where = f"{_clean(group)} on {_clean(topic)}"
+            lines.append(f"  {s.name:<10} {where}: {total:.0f}   [{each}]")
     if not any_lag:
         lines.append("  (no consumer reports lag yet)")
     lines.append("outbox backlog (rows not yet relayed to Kafka)")
@@ -136,15 +160,13 @@ def render(report: StatusReport) -> str:
             lines.append(f"  {s.name:<10} {s.outbox_backlog:.0f}{age}")
     lines.append("cycles")
     if report.cycles_error:
-        lines.append(f"  scheduler: {report.cycles_error}")
+        lines.append(f"  scheduler: {_clean(report.cycles_error)}")
     elif not report.cycles:
         lines.append("  (none scheduled yet)")
     else:
         for c in report.cycles:
-            nxt = (
-                f"next {c.get('next_step')} at {c.get('next_due_at')}"
-                if c.get("next_step")
-                else "done"
-            )
-            lines.append(f"  {c.get('kind'):<9} {c.get('period'):<8} {c.get('state'):<10} {nxt}")
+            kind, period, state = (_clean(c.get(k), 20) for k in ("kind", "period", "state"))
+            step, due = _clean(c.get("next_step"), 40), _clean(c.get("next_due_at"), 40)
+            nxt = f"next {step} at {due}" if c.get("next_step") else "done"
+            lines.append(f"  {kind:<9} {period:<8} {state:<10} {nxt}")
     return "\n".join(lines)
