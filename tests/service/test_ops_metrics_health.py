@@ -8,6 +8,7 @@ not see that), the scheduler on a manual clock so its cycles and notifications c
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -275,7 +276,7 @@ async def test_lag_is_exported_for_every_partition_of_every_consumer(
         }, (topic, samples)
         assert {s[1]["group"] for s in samples} == {group}
         # caught up (a rollup another test just restarted reads the tree again first)
-        await wait_until(lambda u=url, t=topic: _lag_total(u, t, 0), timeout=15)
+        await wait_until(functools.partial(_lag_total, url, topic, 0), timeout=15)
         ages = _find(await _samples(url), "huibao_consumer_progress_age_seconds", topic=topic)
         assert len(ages) == topics.PARTITIONS[topic]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import functools
 import json
 import os
 import uuid
@@ -212,21 +213,21 @@ def expected_by_year(tally: Tally) -> dict[str, dict[str, int]]:
     for kind, data in tally.activities.values():
         if data.get("retracted"):
             continue
-        year = out[str(data["date"])[:4]]
+        totals = out[str(data["date"])[:4]]
         if kind == PD and not party_day_has_come(str(data["date"])):
             continue  # a year counts a month's Party Days once its 26th has come
         if kind == PD:
-            year["party_day.held"] += 1
-            year["party_day.attendees"] += data["attendees"]
+            totals["party_day.held"] += 1
+            totals["party_day.attendees"] += data["attendees"]
         elif kind == LESSON:
-            year["lesson.delivered"] += 1
-            year["lesson.audience"] += data["audience"]
+            totals["lesson.delivered"] += 1
+            totals["lesson.audience"] += data["audience"]
         elif kind == FEEDBACK:
-            year["feedback.collected"] += data["items"]
+            totals["feedback.collected"] += data["items"]
         elif kind == SCREENING:
-            year["screening.held"] += 1
+            totals["screening.held"] += 1
         elif kind == POINTS:
-            year["points.awarded"] += data["points"]
+            totals["points.awarded"] += data["points"]
     return {y: dict(m) for y, m in out.items()}
 
 
@@ -461,7 +462,7 @@ async def test_fuzzing_post_events_finds_no_500_and_loses_nothing(stack: Any) ->
 
         for year in sorted(expected):
             try:
-                await wait_until(lambda y=year: year_matches(y), timeout=30, interval=0.5)
+                await wait_until(functools.partial(year_matches, year), timeout=30, interval=0.5)
             except AssertionError:
                 r = await client.get(f"{roll}/v1/nodes/{prefix}/summary", params={"period": year})
                 got = {k: r.json()["metrics"].get(k) for k in METRICS}

@@ -37,8 +37,8 @@ DELAY = 2.5
 """Seconds the claiming replica sleeps inside each step (HUIBAO_STEP_DELAY_SECONDS)."""
 
 
-def at(*args: int) -> str:
-    return dt.datetime(*args, tzinfo=SH).isoformat()
+def at(year: int, month: int, day: int, hour: int = 0) -> str:
+    return dt.datetime(year, month, day, hour, tzinfo=SH).isoformat()
 
 
 async def move(procs: list[ServiceProcess], token: str, now: str) -> list[tuple[str, str]]:

@@ -58,7 +58,7 @@ async def wait_until(
             result = fn()
             if inspect.isawaitable(result):
                 result = await result
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (any failure of the probe means "not yet")
             last_error, last = e, None
         else:
             if result:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from typing import Any
 
 from bench.generate import (
     CHECKED_METRICS,
@@ -47,7 +48,7 @@ def test_duplicates_and_corrections_count_once_and_retractions_not_at_all() -> N
     assert held == len(activities) - len(retracted)
     assert len(pd) > len(activities)  # duplicates and revisions were sent
     # the latest revision's attendees are what counts
-    latest: dict[str, dict[str, object]] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for e in pd:
         d = e["data"]
         if d["activity_id"] not in latest or d["revision"] > latest[d["activity_id"]]["revision"]:

@@ -1,6 +1,7 @@
 """Quarterly feedback computations: change, rank among siblings, completeness, attention."""
 
 import datetime as dt
+from typing import Any
 
 from huibao_contracts.periods import Period
 from huibao_scheduler.domain.feedback import (
@@ -127,7 +128,14 @@ def test_fast_construction_equals_model_construct() -> None:
     from huibao_contracts.feedback import MonthFigures
     from huibao_scheduler.domain.feedback import _construct
 
-    values = {"period": "2026-07", "expected": 3, "held": 2, "on_time": 1, "late": 1, "missing": 1}
+    values: dict[str, Any] = {
+        "period": "2026-07",
+        "expected": 3,
+        "held": 2,
+        "on_time": 1,
+        "late": 1,
+        "missing": 1,
+    }
     fast = _construct(MonthFigures, **values)
     slow = MonthFigures.model_construct(**values)
     assert fast == slow
