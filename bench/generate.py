@@ -29,17 +29,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from huibao_contracts import activities
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.periods import Period
 
-PD = "huibao.party_day.held.v1"
-LESSON = "huibao.lesson.delivered.v1"
-TRAINING = "huibao.training.held.v1"
-OUTREACH = "huibao.outreach.held.v1"
-VOLUNTEER = "huibao.volunteer.served.v1"
-FB_COLLECTED = "huibao.feedback.collected.v1"
-FB_RESOLVED = "huibao.feedback.resolved.v1"
-SCREENING = "huibao.screening.held.v1"
+PD = activities.PARTY_DAY_TYPE
+LESSON = activities.LESSON_TYPE
+TRAINING = activities.TRAINING_TYPE
+OUTREACH = activities.OUTREACH_TYPE
+VOLUNTEER = activities.VOLUNTEER_TYPE
+FB_COLLECTED = activities.FEEDBACK_COLLECTED_TYPE
+FB_RESOLVED = activities.FEEDBACK_RESOLVED_TYPE
+SCREENING = activities.SCREENING_TYPE
 
 SOURCE = "/bench/platform"
 

@@ -196,15 +196,14 @@ def test_documents_agree_with_the_services() -> None:
     """Group ids, scheduler types and the feedback report match the services' code."""
     from huibao_reporting.settings import ReportingSettings
     from huibao_rollup.settings import RollupSettings
-    from huibao_scheduler.adapters import publisher
     from huibao_scheduler.domain import feedback
 
     assert GROUPS["reporting"] == ReportingSettings.model_fields["kafka_group_id"].default
     assert GROUPS["rollup"] == RollupSettings.model_fields["consumer_group"].default
-    assert SCHEDULER_TYPES == {
-        topics.CYCLE_EVENTS: publisher.TRANSITION_TYPE,
-        topics.NOTIFICATIONS: publisher.NOTIFICATION_TYPE,
-        topics.FEEDBACK_ISSUED: publisher.FEEDBACK_TYPE,
+    assert SCHEDULER_TYPES == {  # the wire names, as integrators read them
+        topics.CYCLE_EVENTS: "huibao.cycle.transition.v1",
+        topics.NOTIFICATIONS: "huibao.notification.v1",
+        topics.FEEDBACK_ISSUED: "huibao.feedback.issued.v1",
     }
     # the scheduler builds the contract's model
     assert get_type_hints(feedback.build_reports)["return"] == list[FeedbackReport]

@@ -10,7 +10,7 @@ import pytest
 
 from huibao_contracts import topics
 from huibao_contracts.calendar import CalendarRules
-from huibao_contracts.cycles import Notification
+from huibao_contracts.cycles import NOTIFICATION_TYPE, Notification
 from huibao_contracts.periods import Period
 from huibao_scheduler.adapters import publisher
 from huibao_scheduler.domain import messages
@@ -61,7 +61,7 @@ def _slow_record(n: Notification, step: str, time: dt.datetime) -> bytes:
         topic=topics.NOTIFICATIONS,
         key=n.to,
         event_id=f"{n.kind.value}/{n.period}/{step}/{n.to}",
-        type_=publisher.NOTIFICATION_TYPE,
+        type_=NOTIFICATION_TYPE,
         subject=n.to,
         time=time,
         data=n,

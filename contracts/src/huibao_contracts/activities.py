@@ -222,20 +222,29 @@ class PointsAwarded(ActivityBase):
     reason: Text = Field(min_length=1, max_length=TEXT, description="Why.", examples=["志愿服务"])
 
 
+PARTY_DAY_TYPE: Final = "huibao.party_day.held.v1"
+LESSON_TYPE: Final = "huibao.lesson.delivered.v1"
+TRAINING_TYPE: Final = "huibao.training.held.v1"
+OUTREACH_TYPE: Final = "huibao.outreach.held.v1"
+VOLUNTEER_TYPE: Final = "huibao.volunteer.served.v1"
+FEEDBACK_COLLECTED_TYPE: Final = "huibao.feedback.collected.v1"
+FEEDBACK_RESOLVED_TYPE: Final = "huibao.feedback.resolved.v1"
+SCREENING_TYPE: Final = "huibao.screening.held.v1"
+POINTS_TYPE: Final = "huibao.points.awarded.v1"
+"""The CloudEvent `type` of each activity: the one place these names are written."""
+
 ACTIVITY_TYPES: Final[dict[str, type[ActivityBase]]] = {
-    "huibao.party_day.held.v1": PartyDayHeld,
-    "huibao.lesson.delivered.v1": LessonDelivered,
-    "huibao.training.held.v1": TrainingHeld,
-    "huibao.outreach.held.v1": OutreachHeld,
-    "huibao.volunteer.served.v1": VolunteerServed,
-    "huibao.feedback.collected.v1": FeedbackCollected,
-    "huibao.feedback.resolved.v1": FeedbackResolved,
-    "huibao.screening.held.v1": ScreeningHeld,
-    "huibao.points.awarded.v1": PointsAwarded,
+    PARTY_DAY_TYPE: PartyDayHeld,
+    LESSON_TYPE: LessonDelivered,
+    TRAINING_TYPE: TrainingHeld,
+    OUTREACH_TYPE: OutreachHeld,
+    VOLUNTEER_TYPE: VolunteerServed,
+    FEEDBACK_COLLECTED_TYPE: FeedbackCollected,
+    FEEDBACK_RESOLVED_TYPE: FeedbackResolved,
+    SCREENING_TYPE: ScreeningHeld,
+    POINTS_TYPE: PointsAwarded,
 }
 """Every activity type Huibao accepts, with its payload model."""
-
-PARTY_DAY_TYPE: Final = "huibao.party_day.held.v1"
 
 ALLOWED_LEVELS: Final[dict[str, frozenset[Level]]] = {
     t: frozenset({Level.BRANCH}) if t == PARTY_DAY_TYPE else frozenset(Level)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from huibao_contracts.orgunits import OrgUnitId
+
+TRANSITION_TYPE: Final = "huibao.cycle.transition.v1"
+"""CloudEvent `type` of a `CycleTransition` on `huibao.cycle.events`."""
+NOTIFICATION_TYPE: Final = "huibao.notification.v1"
+"""CloudEvent `type` of a `Notification` on `huibao.notifications`."""
 
 
 class CycleKind(StrEnum):

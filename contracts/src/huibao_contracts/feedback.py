@@ -8,10 +8,14 @@ served by the scheduler at `GET /v1/feedback/{id}?quarter=`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from huibao_contracts.orgunits import OrgUnitId
+
+FEEDBACK_ISSUED_TYPE: Final = "huibao.feedback.issued.v1"
+"""CloudEvent `type` of a `FeedbackReport` on `huibao.feedback.issued`."""
 
 
 class _Frozen(BaseModel):

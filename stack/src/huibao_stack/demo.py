@@ -22,6 +22,7 @@ from typing import Any
 from huibao_client import AsyncHuibaoClient, BatchResult, HuibaoError
 from huibao_client.kafka import KafkaPublisher, kafka_record
 from huibao_client.models import Cycles
+from huibao_contracts.activities import PARTY_DAY_TYPE
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.metrics import BY_NAME
 from huibao_contracts.periods import Period
@@ -169,7 +170,7 @@ async def _wait_for_held(
     huibao: AsyncHuibaoClient, city: DemoCity, month: Period, sent: list[Outgoing]
 ) -> None:
     """Wait until the month's on-time Party Days are visible, so reminders see them."""
-    want = len({o.event["subject"] for o in sent if o.event["type"] == "huibao.party_day.held.v1"})
+    want = len({o.event["subject"] for o in sent if o.event["type"] == PARTY_DAY_TYPE})
     deadline = time.monotonic() + 120
     held = -1
     while time.monotonic() < deadline:

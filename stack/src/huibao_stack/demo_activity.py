@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from huibao_contracts.activities import LESSON_TYPE, PARTY_DAY_TYPE, TRAINING_TYPE
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.periods import Period
 from huibao_stack.demo_city import DemoCity
@@ -116,14 +117,12 @@ def simulate_quarter(
             n += 1
             bucket = plan.late if late else plan.on_time
             bucket.append(
-                Outgoing(
-                    _event("huibao.party_day.held.v1", branch, data, recorded, n, source), channel
-                )
+                Outgoing(_event(PARTY_DAY_TYPE, branch, data, recorded, n, source), channel)
             )
             if rng.random() < 0.05:  # the same message again: a duplicate, counted once
                 bucket.append(
                     Outgoing(
-                        _event("huibao.party_day.held.v1", branch, data, recorded, n, source),
+                        _event(PARTY_DAY_TYPE, branch, data, recorded, n, source),
                         channel,
                     )
                 )
@@ -134,7 +133,7 @@ def simulate_quarter(
                 bucket.append(
                     Outgoing(
                         _event(
-                            "huibao.party_day.held.v1",
+                            PARTY_DAY_TYPE,
                             branch,
                             fixed,
                             recorded + dt.timedelta(hours=1),
@@ -155,7 +154,7 @@ def simulate_quarter(
                 plan.on_time.append(
                     Outgoing(
                         _event(
-                            "huibao.lesson.delivered.v1",
+                            LESSON_TYPE,
                             branch,
                             {
                                 "activity_id": f"ls-{branch}-{month}",
@@ -187,7 +186,7 @@ def simulate_quarter(
             plan.on_time.append(
                 Outgoing(
                     _event(
-                        "huibao.training.held.v1",
+                        TRAINING_TYPE,
                         township,
                         {
                             "activity_id": f"tr-{township}-{month}",

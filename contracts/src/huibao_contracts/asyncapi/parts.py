@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from huibao_contracts import topics
 from huibao_contracts.accepted import AcceptedCloudEvent
 from huibao_contracts.activities import ActivityBase
+from huibao_contracts.cycles import NOTIFICATION_TYPE, TRANSITION_TYPE
 from huibao_contracts.envelope import (
     KAFKA_BINARY_CONTENT_TYPE,
     KAFKA_STRUCTURED_CONTENT_TYPE,
@@ -18,6 +19,7 @@ from huibao_contracts.envelope import (
     AcceptedExtensions,
     CloudEvent,
 )
+from huibao_contracts.feedback import FEEDBACK_ISSUED_TYPE
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
 
 VERSION: Final = "1.0.0"
@@ -32,9 +34,9 @@ GROUPS: Final[Mapping[str, str]] = {
 """Default consumer group of each consuming service (a test checks the services' settings)."""
 
 SCHEDULER_TYPES: Final[Mapping[str, str]] = {
-    topics.CYCLE_EVENTS: "huibao.cycle.transition.v1",
-    topics.NOTIFICATIONS: "huibao.notification.v1",
-    topics.FEEDBACK_ISSUED: "huibao.feedback.issued.v1",
+    topics.CYCLE_EVENTS: TRANSITION_TYPE,
+    topics.NOTIFICATIONS: NOTIFICATION_TYPE,
+    topics.FEEDBACK_ISSUED: FEEDBACK_ISSUED_TYPE,
 }
 """CloudEvent `type` of what the scheduler publishes on each of its topics."""
 

@@ -14,15 +14,17 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
 from huibao_contracts import topics
-from huibao_contracts.cycles import CycleTransition, Notification
+from huibao_contracts.cycles import (
+    NOTIFICATION_TYPE,
+    TRANSITION_TYPE,
+    CycleTransition,
+    Notification,
+)
 from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent
-from huibao_contracts.feedback import FeedbackReport
+from huibao_contracts.feedback import FEEDBACK_ISSUED_TYPE, FeedbackReport
 from huibao_platform.outbox import OutboxRecord
 
 SOURCE = "/huibao/scheduler"
-TRANSITION_TYPE = "huibao.cycle.transition.v1"
-NOTIFICATION_TYPE = "huibao.notification.v1"
-FEEDBACK_TYPE = "huibao.feedback.issued.v1"
 _HEADERS = (("content-type", STRUCTURED_CONTENT_TYPE),)
 _TIME: TypeAdapter[AwareDatetime] = TypeAdapter(AwareDatetime)
 
@@ -116,7 +118,7 @@ def feedback_record(report: FeedbackReport, data: bytes | None = None) -> Outbox
         "specversion": "1.0",
         "id": f"feedback/{report.quarter}/{report.unit}",
         "source": SOURCE,
-        "type": FEEDBACK_TYPE,
+        "type": FEEDBACK_ISSUED_TYPE,
         "subject": report.unit,
         "time": report.issued_at,
         "datacontenttype": "application/json",
