@@ -78,6 +78,19 @@ def test_a_valid_event_parses_and_is_normalised() -> None:
     assert "traceparent" not in out
 
 
+def test_the_received_extension_reads_back_through_the_contract() -> None:
+    """What reporting writes is what the rollup's reader (the contract's model) reads."""
+    import orjson
+
+    from huibao_contracts.accepted import validate_accepted
+    from huibao_contracts.envelope import RECEIVED_EXTENSION, AcceptedExtensions
+
+    assert RECEIVED_EXTENSION in AcceptedExtensions.model_fields
+    read = validate_accepted(orjson.dumps(normalised(parsed(), NOW)))
+    assert not isinstance(read, list), read
+    assert read.huibaoreceived == NOW
+
+
 def test_envelope_type_and_payload_errors_name_the_field() -> None:
     assert reasons(parse_event([1])) == [("event", Reason.INVALID_ENVELOPE)]
     assert ("specversion", Reason.INVALID_ENVELOPE) in reasons(

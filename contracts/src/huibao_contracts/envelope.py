@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -132,9 +132,18 @@ class CloudEvent(BaseModel):
         return self
 
 
+RECEIVED_EXTENSION: Final = "huibaoreceived"
+"""The extension attribute reporting adds to every accepted event: when it stored it."""
+
+
 class AcceptedExtensions(BaseModel):
-    """Attributes reporting adds to an accepted event (as CloudEvents extension attributes)."""
+    """Attributes reporting adds to an accepted event (as CloudEvents extension attributes);
+    `RECEIVED_EXTENSION` names the one field."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     huibaoreceived: dt.datetime = Field(description="When reporting stored the event.")
+
+    def attributes(self) -> dict[str, str]:
+        """The attributes as they are written into the event: RFC 3339 text."""
+        return {RECEIVED_EXTENSION: self.huibaoreceived.isoformat()}

@@ -21,7 +21,7 @@ from huibao_contracts.asyncapi.parts import (
     unit_key,
 )
 from huibao_contracts.cycles import CycleTransition, Notification
-from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE
+from huibao_contracts.envelope import RECEIVED_EXTENSION, STRUCTURED_CONTENT_TYPE
 from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.orgunits import OrgUnitChange
 from huibao_contracts.rejects import FieldError
@@ -91,7 +91,7 @@ def activity_channels(schemas: SchemaSet) -> tuple[Channel, Channel]:
                     "payload": {
                         **example,
                         "data": full,
-                        "huibaoreceived": "2026-05-26T16:31:02.118+08:00",
+                        RECEIVED_EXTENSION: "2026-05-26T16:31:02.118+08:00",
                     },
                 },
             )

@@ -15,6 +15,7 @@ from huibao_contracts.cycles import NOTIFICATION_TYPE, TRANSITION_TYPE
 from huibao_contracts.envelope import (
     KAFKA_BINARY_CONTENT_TYPE,
     KAFKA_STRUCTURED_CONTENT_TYPE,
+    RECEIVED_EXTENSION,
     STRUCTURED_CONTENT_TYPE,
     AcceptedExtensions,
     CloudEvent,
@@ -114,12 +115,12 @@ class SchemaSet:
         env["properties"]["type"] = {"const": type_name, "description": "Event type."}
         env["properties"]["data"] = data
         if accepted:
-            ext = AcceptedExtensions.model_json_schema()["properties"]["huibaoreceived"]
-            env["properties"]["huibaoreceived"] = {
+            ext = AcceptedExtensions.model_json_schema()["properties"][RECEIVED_EXTENSION]
+            env["properties"][RECEIVED_EXTENSION] = {
                 **ext,
                 "description": "Extension attribute: when reporting stored the event (RFC 3339).",
             }
-            env["required"] = [*env["required"], "huibaoreceived"]
+            env["required"] = [*env["required"], RECEIVED_EXTENSION]
             env["maxProperties"] = AcceptedCloudEvent.MAX_ATTRIBUTES
         return self.add(name, env)
 

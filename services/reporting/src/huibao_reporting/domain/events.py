@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from huibao_contracts.activities import ACTIVITY_TYPES, ActivityBase
-from huibao_contracts.envelope import CloudEvent
+from huibao_contracts.envelope import AcceptedExtensions, CloudEvent
 from huibao_contracts.rejects import FieldError, Reason
 
 
@@ -188,8 +188,8 @@ def normalised(
 ) -> dict[str, Any]:
     """The structured CloudEvent published on `huibao.activity.accepted`: the integrator's
     envelope, `data` normalised by the payload model (pass it when already dumped), and the
-    `huibaoreceived` extension."""
+    `huibaoreceived` extension (`AcceptedExtensions`)."""
     out = event.envelope.model_dump(mode="json", exclude_none=True, exclude={"data"})
     out["data"] = event.payload.model_dump(mode="json") if data is None else data
-    out["huibaoreceived"] = received.isoformat()
+    out.update(AcceptedExtensions(huibaoreceived=received).attributes())
     return out
