@@ -41,7 +41,7 @@ from huibao_platform.logs import configure_logging
 from huibao_platform.serve import tune_gc
 from huibao_platform.settings import TopicSettings
 from huibao_rollup.adapters import pg_admin
-from huibao_rollup.bootstrap import RollupService, build_app
+from huibao_rollup.bootstrap import Rollup, build_adapters, build_app
 from huibao_rollup.settings import RollupSettings
 
 MONTHS = 12
@@ -158,10 +158,10 @@ async def publish(bootstrap: str, units: list[dict[str, object]], records: Any) 
     return accepted, orgunits
 
 
-async def latency(service: RollupService, city: str, period: Period, n: int) -> dict[str, float]:
+async def latency(rollup: Rollup, city: str, period: Period, n: int) -> dict[str, float]:
     """p50/p99 (ms) of the summary and children queries, called directly, sequentially."""
     out: dict[str, float] = {}
-    queries = service.queries
+    queries = rollup.queries
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         "summary": partial(queries.summary, city, period),
         "children": partial(queries.children, city, period, "party_day.held", 100, 0),
@@ -198,20 +198,21 @@ async def run(args: argparse.Namespace, database: str, bootstrap: str) -> dict[s
         log_level="warning",
     )
     await create_topics(TopicSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap))  # its reject topic
-    app = build_app(settings)
-    tune_gc(app, settings.gc_threshold)  # as `huibao-rollup` runs it
-    service: RollupService = app.state.service
     pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
     started, cpu = time.perf_counter(), time.process_time()
-    async with app.router.lifespan_context(app):
-        while service.rollup.stats.records < len(records):  # noqa: ASYNC110 (polls a counter)
-            await asyncio.sleep(0.02)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        await latency(service, prefix, Period.parse("2026"), 1)  # builds the tree snapshots
-        lat = await latency(service, prefix, Period.parse("2026"), args.queries)
-        got = (await service.queries.summary(prefix, Period.parse("2026")))["metrics"]
-    stats = service.rollup.stats
+    async with build_adapters(settings) as adapters:
+        app = build_app(settings, adapters)
+        tune_gc(app, settings.gc_threshold)  # as `huibao-rollup` runs it
+        async with app.router.lifespan_context(app):
+            rollup: Rollup = app.state.rollup
+            stats = rollup.applier.stats
+            while stats.records < len(records):  # noqa: ASYNC110 (polls a counter)
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            await latency(rollup, prefix, Period.parse("2026"), 1)  # builds the tree snapshots
+            lat = await latency(rollup, prefix, Period.parse("2026"), args.queries)
+            got = (await rollup.queries.summary(prefix, Period.parse("2026")))["metrics"]
     diffs = await pg_admin.differences(pool)
     rows = await pool.fetchval("SELECT count(*) FROM rollup.monthly")
     await pool.close()

@@ -36,7 +36,7 @@ import psutil
 from tests.support.waits import wait_until
 
 from huibao_rollup.domain import tree as tree_module
-from huibao_rollup.domain.tree import ALWAYS, Tree, Version
+from huibao_rollup.domain.tree import ALWAYS, Tree, UnitVersion
 
 YEAR = 2026
 
@@ -52,18 +52,18 @@ def loadavg() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def versions(branches: int, dated: float, seed: int) -> Iterator[Version]:
+def versions(branches: int, dated: float, seed: int) -> Iterator[UnitVersion]:
     """Root, counties, townships and branches, parents first, ~600 and ~35 per level."""
     rng = random.Random(seed)
     root = "bnation"
-    yield Version(root, ALWAYS, 1, "upsert", "全国", "city", None, 0, None, None)
+    yield UnitVersion(root, ALWAYS, 1, "upsert", "全国", "city", None, 0, None, None)
     made = 0
     c = 0
     seq = 1
     while made < branches:
         county = f"{root}.c{c:05d}"
         seq += 1
-        yield Version(
+        yield UnitVersion(
             county, ALWAYS, seq, "upsert", f"第{c + 1}县", "county", f"{root}", 0, None, None
         )
         in_county = min(branches - made, max(50, int(rng.lognormvariate(6.2, 0.5))))
@@ -71,7 +71,7 @@ def versions(branches: int, dated: float, seed: int) -> Iterator[Version]:
         while in_county > 0:
             town = f"{county}.t{t:03d}"
             seq += 1
-            yield Version(
+            yield UnitVersion(
                 town, ALWAYS, seq, "upsert", f"第{c + 1}县第{t + 1}镇", "township", f"{county}",
                 0, None, None,
             )  # fmt: skip
@@ -81,7 +81,7 @@ def versions(branches: int, dated: float, seed: int) -> Iterator[Version]:
                 if dated and rng.random() < dated:
                     opened = dt.date(YEAR, 1, 1) + dt.timedelta(days=rng.randrange(365))
                 seq += 1
-                yield Version(
+                yield UnitVersion(
                     f"{town}.b{b:03d}", ALWAYS, seq, "upsert", f"第{t + 1}镇第{b + 1}党支部",
                     "branch", f"{county}.t{t:03d}", max(3, int(rng.lognormvariate(3.2, 0.6))),
                     opened, None,

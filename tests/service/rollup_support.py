@@ -23,7 +23,7 @@ from tests.support.events import cloudevent
 from tests.support.waits import wait_until
 
 from huibao_platform.clock import Clock
-from huibao_rollup.bootstrap import build_app
+from huibao_rollup.bootstrap import Adapters, build_adapters, build_app
 from huibao_rollup.settings import RollupSettings
 from huibao_stack.infra import Infrastructure
 
@@ -159,25 +159,29 @@ class Harness:
     async def replica(
         self, *, clock: Clock | None = None, **overrides: Any
     ) -> AsyncIterator[Client]:
-        """Run one replica (lifespan included) and yield an HTTP client for it; `clock` is
-        the rollup's now (wall time when None)."""
-        app = build_app(self.settings(**overrides), clock=clock)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport,
-                base_url="http://rollup",
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            ) as http:
-                yield Client(app, http)
+        """Run one replica (lifespan included) over the adapters production builds
+        (`bootstrap.build_adapters`) and yield an HTTP client for it; `clock` is the
+        rollup's now (wall time when None)."""
+        settings = self.settings(**overrides)
+        async with build_adapters(settings, clock=clock) as adapters:
+            app = build_app(settings, adapters)
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(
+                    transport=transport,
+                    base_url="http://rollup",
+                    headers={"Authorization": f"Bearer {ADMIN}"},
+                ) as http:
+                    yield Client(app, http, adapters)
 
 
 class Client:
     """HTTP helpers over one replica."""
 
-    def __init__(self, app: FastAPI, http: httpx.AsyncClient) -> None:
+    def __init__(self, app: FastAPI, http: httpx.AsyncClient, adapters: Adapters) -> None:
         self.app = app
         self.http = http
+        self.adapters = adapters
 
     async def metrics(self, node: str, period: str) -> dict[str, Any]:
         """The summary metrics of a node (asserting 200)."""

@@ -38,7 +38,7 @@ async def test_kept_answers_are_the_routes_answers_and_never_decide_access(
     await harness.events([party_day("ka.c1.t1.b1", "2026-06", attendees=7, time=ON_TIME)])
     async with harness.replica() as rollup:
         await rollup.wait_for("ka", "2026-06", {"party_day.held": 1, "orgunits.branches": 4})
-        http, answers = rollup.http, rollup.app.state.service.answers
+        http, answers = rollup.http, rollup.app.state.rollup.answers
         requests = [
             ("/v1/nodes/ka/summary", {"period": "2026-06"}),
             ("/v1/nodes/ka/summary", {"period": "2026-Q2"}),
@@ -60,7 +60,7 @@ async def test_kept_answers_are_the_routes_answers_and_never_decide_access(
             for r in (fast, kept):
                 assert r.headers["content-type"] == routed.headers["content-type"]
                 assert r.headers["content-length"] == routed.headers["content-length"]
-        token = await rollup.app.state.service.token_store().create("ka.c1", "test")
+        token = await rollup.adapters.tokens.create("ka.c1", "test")
         scoped = {"Authorization": f"Bearer {token}"}
         r = await http.get("/v1/nodes/ka/summary", params={"period": "2026-06"}, headers=scoped)
         assert r.status_code == 403  # kept for the admin, still out of this token's scope

@@ -25,7 +25,7 @@ from huibao_contracts.periods import Period
 from huibao_platform.clock import ManualClock
 from huibao_rollup.adapters import pg_admin
 from huibao_rollup.adapters.postgres import Repository
-from huibao_rollup.domain.tree import Tree, Version
+from huibao_rollup.domain.tree import Tree, UnitVersion
 from huibao_scheduler.adapters.rollup import RollupClient
 from huibao_scheduler.domain.feedback import Member, Round
 from huibao_scheduler.service_layer.effect_gatherer import EffectGatherer
@@ -300,7 +300,7 @@ def model_tree(changes: list[tuple[str, bytes]]) -> Tree:
     """The dated tree the published changes describe (the model's own copy)."""
     tree = Tree()
     for _, raw in changes:
-        tree.apply(Version.of(OrgUnitChange.model_validate_json(raw)))
+        tree.apply(UnitVersion.of(OrgUnitChange.model_validate_json(raw)))
     return tree
 
 

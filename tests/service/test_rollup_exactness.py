@@ -175,7 +175,7 @@ async def test_two_replicas_in_one_group_stay_exact(harness: Harness) -> None:
 async def test_rebuild_and_verify_commands(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from huibao_rollup.admin import rebuild, verify
+    from huibao_rollup.entrypoints.admin import rebuild, verify
 
     city = build_city("rb", counties=1, townships_per_county=1, branches_per_township=3)
     branches = [u["id"] for u in city if u["level"] == "branch"]

@@ -20,7 +20,7 @@ from tests.service.rollup_support import Harness, accepted
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
-from huibao_rollup import handlers
+from huibao_rollup.entrypoints import kafka as kafka_entrypoint
 from huibao_stack.infra import Infrastructure
 
 pytestmark = [pytest.mark.stack]
@@ -59,7 +59,7 @@ async def tap(bootstrap: str, topic: str) -> AsyncIterator[list[ConsumerRecord[b
 async def test_forged_records_are_refused_and_never_stall_the_partition(
     infra: Infrastructure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers, "UNKNOWN_UNIT_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(kafka_entrypoint, "UNKNOWN_UNIT_GRACE_SECONDS", 0.5)
     h = Harness(infra, f"forged-{uuid.uuid4().hex[:6]}")
     await h.setup(partitions=1)
     rejected_topic = f"{h.accepted_topic}.rejected"

@@ -159,7 +159,6 @@ async def test_errors_and_scopes(harness: Harness) -> None:
         build_city("er", counties=2, townships_per_county=1, branches_per_township=1)
     )
     async with harness.replica() as rollup:
-        app = rollup.app
         await rollup.wait_for("er", "2026-06", {"orgunits.branches": 2})
         http = rollup.http
         r = await http.get("/v1/nodes/nope/summary", params={"period": "2026-06"})
@@ -175,7 +174,7 @@ async def test_errors_and_scopes(harness: Harness) -> None:
             headers={"Authorization": "Bearer wrong"},
         )
         assert r.status_code == 401
-        token = await app.state.service.token_store().create("er.c1", "test")
+        token = await rollup.adapters.tokens.create("er.c1", "test")
         scoped = {"Authorization": f"Bearer {token}"}
         for path, params in [
             ("/v1/nodes/er/summary", {"period": "2026-06"}),

@@ -34,7 +34,7 @@ from huibao_reporting.domain.registry_changes import (
     plan_move,
 )
 from huibao_reporting.domain.registry_rules import ImportKind, ImportPlan, plan_import
-from huibao_rollup.domain.tree import Tree, Version
+from huibao_rollup.domain.tree import Tree, UnitVersion
 from huibao_rollup.domain.views import tree_metrics_of
 
 TODAY = dt.date(2026, 12, 1)
@@ -92,7 +92,9 @@ class Pipeline:
                 path=c.path,
                 merged_into=c.merged_into,
             )
-            self.tree.apply(Version.of(OrgUnitChange.model_validate_json(change.model_dump_json())))
+            self.tree.apply(
+                UnitVersion.of(OrgUnitChange.model_validate_json(change.model_dump_json()))
+            )
         self.view = self.view.with_records(c.record for c in changes)
 
     def import_(self, units: list[OrgUnit], effectives: list[dt.date | None]) -> bool:

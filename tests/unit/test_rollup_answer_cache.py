@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from huibao_rollup import answers as answers_module
-from huibao_rollup.answers import AnswerCache
+from huibao_rollup.service_layer import answers as answers_module
+from huibao_rollup.service_layer.answers import AnswerCache
 
 
 class Clock:

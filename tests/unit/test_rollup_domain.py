@@ -16,7 +16,7 @@ from huibao_rollup.domain import contribution as contrib
 from huibao_rollup.domain.aggregation import Fold, Outcome, replaced, totals
 from huibao_rollup.domain.completeness import Held, completeness, due_months
 from huibao_rollup.domain.model import ActivityEvent
-from huibao_rollup.domain.tree import Tree, Version
+from huibao_rollup.domain.tree import Tree, UnitVersion
 from huibao_rollup.domain.views import public_metrics, tree_metrics
 
 RULES = CalendarRules()
@@ -33,12 +33,12 @@ def unit(
     effective: dt.date | None = None,
     kind: str = "upsert",
     **kw: Any,
-) -> Version:
+) -> UnitVersion:
     u = {"id": uid, "name": uid, "level": level, "parent": parent, "members": members, **kw}
     change = OrgUnitChange.model_validate(
         {"seq": seq, "kind": kind, "effective": effective, "unit": u, "path": [uid]}
     )
-    return Version.of(change)
+    return UnitVersion.of(change)
 
 
 def city() -> Tree:

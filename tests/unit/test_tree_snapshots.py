@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from huibao_rollup.domain.tree import ALWAYS, SNAPSHOTS_KEPT, Tree, UnknownUnitError, Version
+from huibao_rollup.domain.tree import ALWAYS, SNAPSHOTS_KEPT, Tree, UnitVersion, UnknownUnitError
 
 DAYS = [dt.date(2026, 1, 1) + dt.timedelta(days=d) for d in range(0, 200, 7)]
 
@@ -26,8 +26,8 @@ def version(
     opened: dt.date | None = None,
     closed: dt.date | None = None,
     merged_into: str | None = None,
-) -> Version:
-    return Version(
+) -> UnitVersion:
+    return UnitVersion(
         unit=unit,
         effective=effective,
         seq=seq,
@@ -54,10 +54,10 @@ def random_tree(seed: int) -> Tree:
     branches = [f"b{i:02d}" for i in range(30)]
     seq = 0
 
-    def put(v: Version) -> None:
+    def put(v: UnitVersion) -> None:
         nonlocal seq
         seq += 1
-        tree.apply(Version(**{**{f: getattr(v, f) for f in v.__slots__}, "seq": seq}))
+        tree.apply(UnitVersion(**{**{f: getattr(v, f) for f in v.__slots__}, "seq": seq}))
 
     put(version("c", "city", None))
     for k in counties:

@@ -62,6 +62,12 @@ BATCH_DURATION = Histogram(
 EVENTS_APPLIED = Counter("huibao_rollup_events_applied", "Activity events applied to aggregates.")
 DUPLICATES = Counter("huibao_rollup_duplicates", "Events skipped as duplicates or stale revisions.")
 CORRECTIONS = Counter("huibao_rollup_corrections", "Corrections and retractions applied.")
+ANSWERS = Counter(
+    "huibao_rollup_answers",
+    "Query answers by how they were obtained: hit (kept), built, shared (another request's"
+    " build), bypass (cache not usable: tree changing or data version unknown).",
+    ["outcome"],
+)
 CYCLE_STATE = Gauge(
     "huibao_cycle_state",
     "1 for the current state of the latest cycle of each kind.",

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(build_app(settings), settings)
         return 0
-    from huibao_rollup.admin import rebuild, verify
+    from huibao_rollup.entrypoints.admin import rebuild, verify
 
     return asyncio.run(rebuild(settings) if args.command == "rebuild" else verify(settings))
 

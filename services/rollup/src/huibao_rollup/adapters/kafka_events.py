@@ -30,7 +30,7 @@ from huibao_platform.logs import get_logger
 from huibao_platform.outbox import EPOCH_HEADER
 from huibao_rollup.adapters.codec import decode_event, record_key
 from huibao_rollup.domain.model import ActivityEvent
-from huibao_rollup.ports import PositionStore
+from huibao_rollup.service_layer.ports import PositionStore
 from huibao_rollup.settings import RollupSettings
 
 log = get_logger(__name__)

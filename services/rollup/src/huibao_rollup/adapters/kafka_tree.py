@@ -32,13 +32,11 @@ Apply = Callable[[Sequence[OrgUnitChange]], Awaitable[None]]
 
 
 class TreeFeed:
-    """Follows the org-unit changes and hands them, in order, to `apply`."""
+    """Follows the org-unit changes and hands them, in order, to the `apply` of `run`."""
 
-    def __init__(
-        self, settings: CommonSettings, apply: Apply, topic: str = ORGUNIT_CHANGES
-    ) -> None:
+    def __init__(self, settings: CommonSettings, topic: str = ORGUNIT_CHANGES) -> None:
+        self.topic = topic
         self._topic = topic
-        self._apply = apply
         self._consumer = AIOKafkaConsumer(
             **client_options(settings),
             group_id=None,
@@ -73,16 +71,17 @@ class TreeFeed:
             await asyncio.sleep(0.5)
         return False
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Apply changes until `stop` is set; a failed batch is retried, never skipped."""
+    async def run(self, stop: asyncio.Event, apply: Apply) -> None:
+        """Hand changes to `apply` until `stop` is set; a failed batch is retried, never
+        skipped."""
         try:
-            await self._run(stop)
+            await self._run(stop, apply)
         finally:
             async with self._progress:
                 self._stopped = True
                 self._progress.notify_all()
 
-    async def _run(self, stop: asyncio.Event) -> None:
+    async def _run(self, stop: asyncio.Event, apply: Apply) -> None:
         if not await self._assign(stop):
             return
         idle = 0
@@ -102,7 +101,7 @@ class TreeFeed:
                 changes = [c for r in records if (c := decode_change(r.value)) is not None]
                 while not stop.is_set():
                     try:
-                        await self._apply(changes)
+                        await apply(changes)
                         break
                     except StorageUnavailableError as e:
                         log.warning("orgunit_apply_failed", error=str(e))

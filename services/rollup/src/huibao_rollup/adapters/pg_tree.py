@@ -9,7 +9,7 @@ import asyncpg
 
 from huibao_rollup.adapters.pg_write import Conn, fact_from_row
 from huibao_rollup.domain.model import Fact
-from huibao_rollup.domain.tree import Version
+from huibao_rollup.domain.tree import UnitVersion
 
 _COLUMNS = "unit, effective, seq, kind, name, level, parent, members, opened, closed, merged_into"
 
@@ -19,23 +19,23 @@ LOAD_CHUNK = 20_000
 rows in memory as driver records at once (they cost more than the versions made of them)."""
 
 
-async def load_versions(pool: asyncpg.Pool) -> list[Version]:
+async def load_versions(pool: asyncpg.Pool) -> list[UnitVersion]:
     """Every stored version, in (unit, effective) order (read through a cursor)."""
-    out: list[Version] = []
+    out: list[UnitVersion] = []
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         cursor = await conn.cursor(
             f"SELECT {_COLUMNS} FROM rollup.unit_versions ORDER BY unit, effective"
         )
         while rows := await cursor.fetch(LOAD_CHUNK):
-            out += [Version(*r) for r in rows]  # the columns in the fields' order
+            out += [UnitVersion(*r) for r in rows]  # the columns in the fields' order
     return out
 
 
-async def upsert_versions(conn: Conn, versions: Sequence[Version]) -> None:
+async def upsert_versions(conn: Conn, versions: Sequence[UnitVersion]) -> None:
     """Store versions; a stored version with a higher seq for the same key wins."""
     if not versions:
         return
-    latest: dict[tuple[str, dt.date], Version] = {}
+    latest: dict[tuple[str, dt.date], UnitVersion] = {}
     for v in versions:
         key = (v.unit, v.effective)
         if key not in latest or latest[key].seq < v.seq:

@@ -18,7 +18,7 @@ from huibao_rollup.adapters.pg_write import Conn
 from huibao_rollup.domain.aggregation import Row, Vector
 from huibao_rollup.domain.completeness import Held
 from huibao_rollup.domain.model import Fact
-from huibao_rollup.domain.tree import Version
+from huibao_rollup.domain.tree import UnitVersion
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
 DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
@@ -62,7 +62,7 @@ class UnitOfWork:
         """The last record applied per partition."""
         await pg_write.save_positions(self.conn, topic, positions)
 
-    async def upsert_versions(self, versions: Sequence[Version]) -> None:
+    async def upsert_versions(self, versions: Sequence[UnitVersion]) -> None:
         """Tree versions."""
         await pg_tree.upsert_versions(self.conn, versions)
 
@@ -145,7 +145,7 @@ class Repository:
         except DRIVER_ERRORS as e:
             raise StorageUnavailableError(str(e)) from e
 
-    async def load_versions(self) -> list[Version]:
+    async def load_versions(self) -> list[UnitVersion]:
         """Every stored tree version."""
         try:
             return await pg_tree.load_versions(self.pool)

@@ -22,7 +22,7 @@ from enum import StrEnum
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.metrics import SUMS
 from huibao_rollup.domain import contribution as contrib
-from huibao_rollup.domain.attribution import attribute, party_day_of, party_day_slot, periods_of
+from huibao_rollup.domain.attribution import party_day_of, party_day_slot, periods_of
 from huibao_rollup.domain.model import ActivityEvent, Contribution, Fact, Number
 from huibao_rollup.domain.tree import Tree
 
@@ -169,7 +169,7 @@ class Fold:
             path, expected = party_day_slot(self._tree, event.unit, day, party_day)
         else:
             first = old.first_reported_at if old is not None else event.reported_at
-            on_time, path, expected = None, attribute(self._tree, event.unit, day), True
+            on_time, path, expected = None, self._tree.path_on(event.unit, day), True
         amounts = contrib.contribution(
             type_, event.data, retracted=retracted, on_time=on_time, expected=expected
         )
@@ -204,7 +204,7 @@ def replaced(rules: CalendarRules, tree: Tree, fact: Fact) -> Fact:
             fact.type, fact.contribution, on_time=fact.on_time, expected=expected
         )
     else:
-        path, amounts = attribute(tree, fact.unit, fact.date), fact.contribution
+        path, amounts = tree.path_on(fact.unit, fact.date), fact.contribution
     if path == fact.path and amounts == fact.contribution:
         return fact
     return dataclasses.replace(fact, path=path, contribution=amounts)

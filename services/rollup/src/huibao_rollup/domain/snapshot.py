@@ -11,15 +11,38 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from huibao_contracts.orgunits import Level
 from huibao_rollup.domain.paths import MAX_DEPTH, UnknownUnitError, chain
-
-if TYPE_CHECKING:
-    from huibao_rollup.domain.tree import Tree, Version
+from huibao_rollup.domain.unit_version import UnitVersion
 
 BRANCH = str(Level.BRANCH)
+
+
+class Tree(Protocol):
+    """What a snapshot reads from the versioned tree (`huibao_rollup.domain.tree.Tree`),
+    named here so that this module never imports it back."""
+
+    def units(self) -> list[str]:
+        """Every unit id ever seen."""
+        ...
+
+    def parent_on(self, unit: str, day: dt.date) -> str | None:
+        """The parent of `unit` on `day`."""
+        ...
+
+    def version_on(self, unit: str, day: dt.date) -> UnitVersion | None:
+        """The version of `unit` in force on `day`."""
+        ...
+
+    def path_on(self, unit: str, day: dt.date) -> tuple[str, ...]:
+        """The path root → `unit` on `day`."""
+        ...
+
+    def is_active_branch(self, unit: str, day: dt.date) -> bool:
+        """True when `unit` is a branch open on `day` whose whole path is known."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +177,7 @@ class Snapshot:
         """Node → members of the active branches in its subtree (absent when none)."""
         return _Counts(self, members=True)
 
-    def version(self, unit: str) -> Version | None:
+    def version(self, unit: str) -> UnitVersion | None:
         """The version of `unit` in force on the day (None before its first)."""
         return self._tree.version_on(unit, self.day)
 

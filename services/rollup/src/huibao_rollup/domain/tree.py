@@ -24,14 +24,10 @@ import bisect
 import datetime as dt
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
 
-from huibao_contracts.orgunits import OrgUnitChange
 from huibao_rollup.domain.paths import MAX_DEPTH, UnknownUnitError, chain
 from huibao_rollup.domain.snapshot import BRANCH, PreparedSnapshot, Shape, Snapshot, build_shape
-
-ALWAYS = dt.date.min
-"""The `effective` of a version that holds since always."""
+from huibao_rollup.domain.unit_version import ALWAYS, UnitVersion
 
 SNAPSHOTS_KEPT = 24
 """Snapshots kept per tree generation, one per stretch between change points asked for:
@@ -39,56 +35,11 @@ enough for a year of Party Days and month ends even when every day is a change p
 _intern = sys.intern
 
 
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One state of a unit, in force from `effective` until the unit's next version."""
-
-    unit: str
-    effective: dt.date
-    seq: int
-    kind: str
-    name: str
-    level: str
-    parent: str | None
-    members: int
-    opened: dt.date | None
-    closed: dt.date | None
-    merged_into: str | None = None
-
-    def active_on(self, day: dt.date) -> bool:
-        """True when the unit is open on `day`."""
-        return (self.opened is None or self.opened <= day) and (
-            self.closed is None or day < self.closed
-        )
-
-    def merged_away(self, day: dt.date) -> bool:
-        """True when the unit was merged into another on or before `day`."""
-        return self.merged_into is not None and self.closed is not None and self.closed <= day
-
-    @classmethod
-    def of(cls, change: OrgUnitChange) -> Version:
-        """The version a published change describes."""
-        u = change.unit
-        return cls(
-            unit=u.id,
-            effective=change.effective or ALWAYS,
-            seq=change.seq,
-            kind=change.kind,
-            name=u.name,
-            level=str(u.level),
-            parent=u.parent,
-            members=u.members,
-            opened=u.opened,
-            closed=u.closed,
-            merged_into=change.merged_into,
-        )
-
-
 class Tree:
     """Every version of every unit; answers paths and snapshots for any day."""
 
     def __init__(self) -> None:
-        self._versions: dict[str, Version | list[Version]] = {}
+        self._versions: dict[str, UnitVersion | list[UnitVersion]] = {}
         self._ids: dict[str, str] = {}
         """One string object per id named as a parent or merge target (see `_share`)."""
         self.generation = 0
@@ -112,14 +63,14 @@ class Tree:
         """Every unit id ever seen."""
         return list(self._versions)
 
-    def versions(self, unit: str) -> list[Version]:
+    def versions(self, unit: str) -> list[UnitVersion]:
         """The versions of `unit`, oldest first (empty when unknown)."""
         vs = self._versions.get(unit)
         if vs is None:
             return []
-        return [vs] if isinstance(vs, Version) else list(vs)
+        return [vs] if isinstance(vs, UnitVersion) else list(vs)
 
-    def _share(self, v: Version) -> None:
+    def _share(self, v: UnitVersion) -> None:
         """Make `v`'s ids, level and kind the string objects the tree already holds: a
         township's id is then one object, not one copy per branch naming it as parent.
         (Only the identity of equal strings changes, so `v` stays the same value.)"""
@@ -134,11 +85,11 @@ class Tree:
         setattr_(v, "level", _intern(v.level))
         setattr_(v, "kind", _intern(v.kind))
 
-    def apply(self, version: Version) -> bool:
+    def apply(self, version: UnitVersion) -> bool:
         """Store a version; False when a version with the same key and a seq at least as
         high is already there (replays are harmless)."""
         stored = self._versions.get(version.unit)
-        if isinstance(stored, Version):
+        if isinstance(stored, UnitVersion):
             if stored.effective == version.effective and stored.seq >= version.seq:
                 return False
             self._share(version)
@@ -179,27 +130,27 @@ class Tree:
             self._sorted_points = (generation, points)
         return bisect.bisect_right(points, day)
 
-    def version_on(self, unit: str, day: dt.date) -> Version | None:
+    def version_on(self, unit: str, day: dt.date) -> UnitVersion | None:
         """The version of `unit` in force on `day`, or None before its first version."""
         vs = self._versions.get(unit)
         if vs is None:
             return None
-        if isinstance(vs, Version):
+        if isinstance(vs, UnitVersion):
             return vs if vs.effective <= day else None
         i = bisect.bisect_right([v.effective for v in vs], day)
         return vs[i - 1] if i else None
 
-    def latest(self, unit: str) -> Version | None:
+    def latest(self, unit: str) -> UnitVersion | None:
         """The newest version of `unit`."""
         vs = self._versions.get(unit)
-        if vs is None or isinstance(vs, Version):
+        if vs is None or isinstance(vs, UnitVersion):
             return vs
         return vs[-1]
 
-    def current(self, unit: str, day: dt.date) -> Version | None:
+    def current(self, unit: str, day: dt.date) -> UnitVersion | None:
         """The version in force on `day`, else the earliest one (a unit created later)."""
         vs = self._versions.get(unit)
-        if vs is None or isinstance(vs, Version):
+        if vs is None or isinstance(vs, UnitVersion):
             return vs
         i = bisect.bisect_right([v.effective for v in vs], day)
         return vs[i - 1] if i else vs[0]
@@ -306,6 +257,6 @@ __all__ = [
     "PreparedSnapshot",
     "Snapshot",
     "Tree",
+    "UnitVersion",
     "UnknownUnitError",
-    "Version",
 ]

@@ -8,12 +8,13 @@ duration metric) and answers a `GET /v1/nodes/{id}/summary` or `/children` itsel
 and only when, all of this holds:
 
 - the request is plain: one `Authorization` header with a `Bearer` token, JSON wanted
-  (no `format=csv`, no CSV `Accept`),
+  (`huibao_platform.spreadsheet.wants_csv` says no),
   no parameter given twice, `limit` and `offset` plain non-negative integers (`limit` ≥ 1);
 - the token is known, holds the `read` scope, and the node lies in its subtree (the same
   checks as the routes);
 - the period parses, and the answer is kept in the `AnswerCache` or built without error
-  by the same use case, under the same cache key, as the route would.
+  by the same use case, under the same cache key and defaults (`entrypoints.answer_keys`),
+  as the route would.
 
 Anything else, including every error, goes on to the routes, which answer as always. The
 answer sent is the very bytes the route would send, with the same headers.
@@ -31,8 +32,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from huibao_platform.auth import Principal, TokenStore
 from huibao_platform.errors import StorageUnavailableError
-from huibao_rollup.answers import AnswerCache
-from huibao_rollup.queries import Queries, QueryError, parse_period
+from huibao_platform.spreadsheet import wants_csv
+from huibao_rollup.entrypoints.answer_keys import (
+    DEFAULT_LIMIT,
+    DEFAULT_METRIC,
+    DEFAULT_OFFSET,
+    children_key,
+    page_size,
+    summary_key,
+)
+from huibao_rollup.errors import QueryError
+from huibao_rollup.service_layer.answers import AnswerCache
+from huibao_rollup.service_layer.queries import Queries, parse_period
 
 PREFIX = "/v1/nodes/"
 _INT = re.compile(r"^[0-9]{1,9}$")
@@ -41,14 +52,16 @@ _CHILDREN = frozenset({"period", "format", "metric", "limit", "offset"})
 
 
 class FastAnswers:
-    """ASGI middleware answering plain summary and children requests (see the module doc)."""
+    """ASGI middleware answering plain summary and children requests (see the module doc);
+    `queries`, `answers` and `tokens` give the running rollup's (StorageUnavailableError
+    while it starts: the routes answer then)."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        queries: Queries,
-        answers: AnswerCache,
+        queries: Callable[[], Queries],
+        answers: Callable[[], AnswerCache],
         tokens: Callable[[], TokenStore],
         page_cap: int,
     ) -> None:
@@ -95,17 +108,18 @@ class FastAnswers:
             who = await self._tokens().resolve(token) if token else None
             if who is None or "read" not in who.scopes:
                 return None  # the route answers 401 / 403 missing_scope
-            self._queries.authorize(who, node)
+            queries, answers = self._queries(), self._answers()
+            queries.authorize(who, node)
             key = self._key(kind, node, args)
         except (QueryError, StorageUnavailableError):
             key = None
         if key is None or who is None:
             return None
-        full = (*key, self._queries.today())
-        body = self._answers.peek(full)
+        full = (*key, queries.today())
+        body = answers.peek(full)
         if body is None:
             try:
-                body = await self._answers.get(full, self._build(kind, node, args))
+                body = await answers.get(full, self._build(queries, kind, node, args))
             except (QueryError, StorageUnavailableError):
                 return None  # the route answers the error
         structlog.contextvars.bind_contextvars(principal=who.unit or "admin")
@@ -116,40 +130,47 @@ class FastAnswers:
 
     def _key(self, kind: str, node: str, args: dict[str, str]) -> tuple[Any, ...] | None:
         """The cache key the route would use, None when a parameter is not plain."""
-        period = str(parse_period(args["period"]))
+        period = parse_period(args["period"])
         if kind == "summary":
-            return ("summary", node, period)
-        limit, offset = args.get("limit", "100"), args.get("offset", "0")
+            return summary_key(node, period)
+        limit, offset = (
+            args.get("limit", str(DEFAULT_LIMIT)),
+            args.get("offset", str(DEFAULT_OFFSET)),
+        )
         if not _INT.match(limit) or not _INT.match(offset) or int(limit) < 1:
             return None
-        size = min(int(limit), self._page_cap)
-        return ("children", node, period, args.get("metric", "party_day.held"), size, int(offset))
+        size = page_size(int(limit), self._page_cap)
+        return children_key(node, period, args.get("metric", DEFAULT_METRIC), size, int(offset))
 
     def _build(
-        self, kind: str, node: str, args: dict[str, str]
+        self, queries: Queries, kind: str, node: str, args: dict[str, str]
     ) -> Callable[[], Awaitable[dict[str, Any]]]:
         """The use case the route would call (arguments checked by `_key` already)."""
         period = parse_period(args["period"])
         if kind == "summary":
-            return lambda: self._queries.summary(node, period)
-        size = min(int(args.get("limit", "100")), self._page_cap)
-        metric, offset = args.get("metric", "party_day.held"), int(args.get("offset", "0"))
-        return lambda: self._queries.children(node, period, metric, size, offset)
+            return lambda: queries.summary(node, period)
+        size = page_size(int(args.get("limit", str(DEFAULT_LIMIT))), self._page_cap)
+        metric = args.get("metric", DEFAULT_METRIC)
+        offset = int(args.get("offset", str(DEFAULT_OFFSET)))
+        return lambda: queries.children(node, period, metric, size, offset)
 
 
 def _plain_bearer(scope: Scope, fmt: str | None) -> str | None:
     """The bearer token of a request that wants JSON, else None (also when it carries
     more than one `Authorization` header: the route answers that 400)."""
     if fmt not in (None, "json"):
-        return None
+        return None  # CSV, or a format the route refuses
     auth: bytes | None = None
+    accept: list[str] = []
     for name, value in scope["headers"]:
         if name == b"authorization":
             if auth is not None:
                 return None
             auth = value
-        elif name == b"accept" and fmt is None and b"text/csv" in value:
-            return None
+        elif name == b"accept":
+            accept.append(value.decode("latin-1"))
+    if wants_csv(fmt, ", ".join(accept)):
+        return None
     scheme, _, token = (auth or b"").decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None

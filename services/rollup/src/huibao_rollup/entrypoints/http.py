@@ -7,7 +7,8 @@ an unknown node is 404, a malformed period or metric 422. List endpoints answer 
 
 JSON answers are encoded once with orjson and sent as bytes (FastAPI's generic encoder
 would walk every value of every request); summaries and children listings are kept in
-the `AnswerCache` until the data they were built from moves (see `huibao_rollup.answers`).
+the `AnswerCache` until the data they were built from moves (see
+`huibao_rollup.service_layer.answers`), under the keys of `entrypoints.answer_keys`.
 The caller's scope is checked before the cache is asked, so the cache never decides access.
 """
 
@@ -20,9 +21,23 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
-from huibao_platform.spreadsheet import csv_text
-from huibao_rollup.answers import AnswerCache, dumps
-from huibao_rollup.queries import Queries, QueryError, parse_period
+from huibao_platform.spreadsheet import CSV_MEDIA_TYPE, csv_text, wants_csv
+from huibao_rollup.entrypoints.answer_keys import (
+    DEFAULT_LIMIT,
+    DEFAULT_METRIC,
+    DEFAULT_OFFSET,
+    children_key,
+    page_size,
+    summary_key,
+)
+from huibao_rollup.errors import (
+    InvalidQueryError,
+    OutOfScopeError,
+    QueryError,
+    UnknownNodeError,
+)
+from huibao_rollup.service_layer.answers import AnswerCache, dumps
+from huibao_rollup.service_layer.queries import Queries, parse_period
 
 PrincipalDep = Callable[..., Awaitable[Principal]]
 Format = Annotated[str | None, Query(pattern="^(json|csv)$", description="`csv` for CSV.")]
@@ -30,17 +45,26 @@ Limit = Annotated[int, Query(ge=1, description="Page size (capped by the service
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 
 
+STATUS: dict[type[QueryError], int] = {
+    UnknownNodeError: 404,
+    OutOfScopeError: 403,
+    InvalidQueryError: 422,
+}
+"""The HTTP status of each kind of `QueryError` (422 for any other)."""
+
+
 def _wants_csv(request: Request, fmt: str | None) -> bool:
-    return fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
+    return wants_csv(fmt, request.headers.get("accept"))
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
     # formula-like text (a unit named `=HYPERLINK(...)`) is neutralised, numbers kept
-    return Response(csv_text(header, rows), media_type="text/csv; charset=utf-8")
+    return Response(csv_text(header, rows), media_type=CSV_MEDIA_TYPE)
 
 
 def _fail(e: QueryError) -> HTTPException:
-    return HTTPException(e.status, error_body(e.field, e.reason, e.message))
+    status = next((code for kind, code in STATUS.items() if isinstance(e, kind)), 422)
+    return HTTPException(status, error_body(e.field, e.reason, e.message))
 
 
 def _json(body: bytes) -> Response:
@@ -48,30 +72,35 @@ def _json(body: bytes) -> Response:
 
 
 def build_router(  # noqa: PLR0915 (one closure per route)
-    queries: Queries, principal: PrincipalDep, page_cap: int, answers: AnswerCache | None = None
+    use_cases: Callable[[], Queries],
+    principal: PrincipalDep,
+    page_cap: int,
+    answers: Callable[[], AnswerCache | None] = lambda: None,
 ) -> APIRouter:
-    """The query API routes; `answers` keeps summaries and children listings (none kept
-    without it)."""
+    """The query API routes over the `Queries` that `use_cases()` gives (it raises
+    StorageUnavailableError, a 503, while the rollup starts); `answers()` keeps summaries
+    and children listings (none kept when it gives None)."""
     router = APIRouter(prefix="/v1", tags=["rollup"])
     caller = Security(principal, scopes=["read"])  # every query needs the `read` scope
 
     async def cached(key: tuple[Any, ...], build: Callable[[], Awaitable[Any]]) -> bytes:
         try:
-            if answers is None:
+            cache = answers()
+            if cache is None:
                 return dumps(await build())
-            return await answers.get((*key, queries.today()), build)
+            return await cache.get((*key, use_cases().today()), build)
         except QueryError as e:
             raise _fail(e) from e
 
     def scoped(who: Principal, node: str) -> None:
         try:
-            queries.authorize(who, node)
+            use_cases().authorize(who, node)
         except QueryError as e:
             raise _fail(e) from e
 
     @router.get("/roots", summary="The roots the token may see")
     async def roots(*, who: Principal = caller, request: Request, format: Format = None) -> Any:
-        answer = queries.roots(who)
+        answer = use_cases().roots(who)
         if _wants_csv(request, format):
             return _csv(
                 ("id", "name", "level"), ((i["id"], i["name"], i["level"]) for i in answer["items"])
@@ -81,7 +110,7 @@ def build_router(  # noqa: PLR0915 (one closure per route)
     @router.get("/nodes/{id}", summary="One org unit with its path and children")
     async def node(id: str, who: Principal = caller) -> Any:
         scoped(who, id)
-        return _json(dumps(queries.node(id)))
+        return _json(dumps(use_cases().node(id)))
 
     @router.get("/nodes/{id}/summary", summary="Every public metric of a node in a period")
     async def summary(
@@ -93,6 +122,7 @@ def build_router(  # noqa: PLR0915 (one closure per route)
         format: Format = None,
     ) -> Any:
         scoped(who, id)
+        queries = use_cases()
         try:
             p = parse_period(period)
         except QueryError as e:
@@ -103,7 +133,7 @@ def build_router(  # noqa: PLR0915 (one closure per route)
             except QueryError as e:
                 raise _fail(e) from e
             return _csv(("metric", "value"), answer["metrics"].items())
-        return _json(await cached(("summary", id, str(p)), lambda: queries.summary(id, p)))
+        return _json(await cached(summary_key(id, p), lambda: queries.summary(id, p)))
 
     @router.get("/nodes/{id}/children", summary="Children ranked by a metric")
     async def children(
@@ -112,17 +142,18 @@ def build_router(  # noqa: PLR0915 (one closure per route)
         who: Principal = caller,
         request: Request,
         period: Annotated[str, Query(examples=["2026-07"])],
-        metric: str = "party_day.held",
-        limit: Limit = 100,
-        offset: Offset = 0,
+        metric: str = DEFAULT_METRIC,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = DEFAULT_OFFSET,
         format: Format = None,
     ) -> Any:
         scoped(who, id)
+        queries = use_cases()
         try:
             p = parse_period(period)
         except QueryError as e:
             raise _fail(e) from e
-        size = min(limit, page_cap)
+        size = page_size(limit, page_cap)
         if _wants_csv(request, format):
             try:
                 answer = await queries.children(id, p, metric, size, offset)
@@ -134,7 +165,7 @@ def build_router(  # noqa: PLR0915 (one closure per route)
             )
         return _json(
             await cached(
-                ("children", id, str(p), metric, size, offset),
+                children_key(id, p, metric, size, offset),
                 lambda: queries.children(id, p, metric, size, offset),
             )
         )
@@ -147,16 +178,16 @@ def build_router(  # noqa: PLR0915 (one closure per route)
         request: Request,
         period: Annotated[str, Query(examples=["2026-07"])],
         cycle: str = "party_day",
-        limit: Limit = 100,
-        offset: Offset = 0,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = DEFAULT_OFFSET,
         format: Format = None,
     ) -> Any:
         scoped(who, id)
         try:
             if cycle != "party_day":
-                raise QueryError(422, "cycle", "invalid_field", "only `party_day` is supported")
-            answer = await queries.completeness(
-                id, parse_period(period, month_only=True), min(limit, page_cap), offset
+                raise InvalidQueryError("cycle", "only `party_day` is supported")
+            answer = await use_cases().completeness(
+                id, parse_period(period, month_only=True), page_size(limit, page_cap), offset
             )
         except QueryError as e:
             raise _fail(e) from e
@@ -189,7 +220,7 @@ def build_router(  # noqa: PLR0915 (one closure per route)
     ) -> Any:
         scoped(who, id)
         try:
-            answer = await queries.series(
+            answer = await use_cases().series(
                 id, metric, parse_period(from_, "from"), parse_period(to, "to")
             )
         except QueryError as e:

@@ -28,19 +28,15 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import orjson
-from prometheus_client import Counter
 
+from huibao_platform import metrics
 from huibao_platform.logs import get_logger
 
 log = get_logger(__name__)
 
-ANSWERS = Counter(
-    "huibao_rollup_answers",
-    "Query answers by how they were obtained: hit (kept), built, shared (another request's"
-    " build), bypass (cache not usable: tree changing or data version unknown).",
-    ["outcome"],
+_HIT, _BUILT, _SHARED, _BYPASS = (
+    metrics.ANSWERS.labels(o) for o in ("hit", "built", "shared", "bypass")
 )
-_HIT, _BUILT, _SHARED, _BYPASS = (ANSWERS.labels(o) for o in ("hit", "built", "shared", "bypass"))
 
 POLL_SECONDS = 0.02
 """How often the database version is read while requests arrive."""
@@ -55,7 +51,8 @@ MAX_ANSWERS = 4096
 MAX_BYTES = 64 << 20
 """Bounds of the cache: answers, and their total size."""
 
-Version = tuple[int, int, object]
+DataVersion = tuple[int, int, object]
+"""What an answer was built from: (tree generation, tree-change epoch, database version)."""
 Key = tuple[Hashable, ...]
 
 
@@ -76,9 +73,9 @@ class AnswerCache:
         self._generation = generation
         self._read_version = read_version
         self._clock = clock
-        self._answers: OrderedDict[Key, tuple[Version, float, bytes]] = OrderedDict()
+        self._answers: OrderedDict[Key, tuple[DataVersion, float, bytes]] = OrderedDict()
         self._bytes = 0
-        self._flights: dict[tuple[Key, Version], asyncio.Future[bytes]] = {}
+        self._flights: dict[tuple[Key, DataVersion], asyncio.Future[bytes]] = {}
         self._db_version: object | None = None
         self._polled_at = 0.0
         self._asked_at = clock()  # polls from the start, until idle
@@ -101,7 +98,7 @@ class AnswerCache:
 
     # --- the poller -------------------------------------------------------------------------
 
-    def _version(self) -> Version | None:
+    def _version(self) -> DataVersion | None:
         now = self._clock()
         self._asked_at = now
         if not self._wake.is_set():
@@ -184,7 +181,7 @@ class AnswerCache:
             self._keep(key, version, now, body)
         return body
 
-    def _keep(self, key: Key, version: Version, at: float, body: bytes) -> None:
+    def _keep(self, key: Key, version: DataVersion, at: float, body: bytes) -> None:
         old = self._answers.pop(key, None)
         if old is not None:
             self._bytes -= len(old[2])

@@ -1,14 +1,13 @@
 """The read side: answers of the query API, built from aggregates, facts and the tree.
 
 Nodes are described with the tree as it stands today; a period's numbers use the tree in
-force during that period (see `domain.views`). Errors are raised as `QueryError`s that the
-HTTP entrypoint maps to 404, 403 and 422.
+force during that period (see `domain.views`). Errors are raised as `QueryError`s
+(`huibao_rollup.errors`), which the HTTP entrypoint maps to 404, 403 and 422.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -17,22 +16,13 @@ from huibao_contracts.metrics import PUBLIC
 from huibao_contracts.periods import InvalidPeriodError, Period, PeriodKind, month_range
 from huibao_platform.auth import Principal
 from huibao_platform.clock import Clock
-from huibao_rollup.adapters.postgres import Repository
 from huibao_rollup.domain.completeness import completeness, due_months
 from huibao_rollup.domain.tree import Tree, UnknownUnitError
 from huibao_rollup.domain.views import Value, public_metrics, tree_metrics, tree_metrics_of
+from huibao_rollup.errors import InvalidQueryError, OutOfScopeError, UnknownNodeError
+from huibao_rollup.service_layer.ports import QueryReads
 
 MAX_SERIES_MONTHS = 240
-
-
-@dataclass(frozen=True)
-class QueryError(Exception):
-    """A request the rollup cannot answer: HTTP `status`, the `field` at fault, a message."""
-
-    status: int
-    field: str
-    reason: str
-    message: str
 
 
 def parse_period(text: str, field: str = "period", *, month_only: bool = False) -> Period:
@@ -40,9 +30,9 @@ def parse_period(text: str, field: str = "period", *, month_only: bool = False) 
     try:
         period = Period.parse(text)
     except InvalidPeriodError as e:
-        raise QueryError(422, field, "invalid_field", str(e)) from e
+        raise InvalidQueryError(field, str(e)) from e
     if month_only and period.kind is not PeriodKind.MONTH:
-        raise QueryError(422, field, "invalid_field", f"{text!r} is not a month (YYYY-MM)")
+        raise InvalidQueryError(field, f"{text!r} is not a month (YYYY-MM)")
     return period
 
 
@@ -75,7 +65,7 @@ _ZERO = Decimal(0)
 class Queries:
     """Builds every answer of the query API."""
 
-    def __init__(self, repo: Repository, tree: Tree, rules: CalendarRules, clock: Clock) -> None:
+    def __init__(self, repo: QueryReads, tree: Tree, rules: CalendarRules, clock: Clock) -> None:
         self._repo = repo
         self._tree = tree
         self._rules = rules
@@ -108,12 +98,10 @@ class Queries:
     def authorize(self, principal: Principal, node: str) -> None:
         """404 for an unknown node, 403 when it lies outside the principal's subtree."""
         if node not in self._tree:
-            raise QueryError(404, "id", "not_found", f"no org unit {node!r}")
+            raise UnknownNodeError(f"no org unit {node!r}")
         if principal.is_admin or principal.unit in self._path(node, self.today()):
             return
-        raise QueryError(
-            403, "id", "out_of_scope", f"{node!r} is outside the subtree of {principal.unit!r}"
-        )
+        raise OutOfScopeError(f"{node!r} is outside the subtree of {principal.unit!r}")
 
     def brief(self, node: str) -> dict[str, Any]:
         """`{"id","name","level","parent"}` of a node as it stands today."""
@@ -183,7 +171,7 @@ class Queries:
     ) -> dict[str, Any]:
         """The children in force at the period's end, ranked by `metric` (1 = best)."""
         if metric not in PUBLIC:
-            raise QueryError(422, "metric", "invalid_field", f"unknown metric {metric!r}")
+            raise InvalidQueryError("metric", f"unknown metric {metric!r}")
         snap = self._tree.snapshot(period.last_day)
         versions = {c: v for c in snap.children.get(node, ()) if (v := snap.version(c))}
         ids = [c for c, v in versions.items() if v.closed is None or v.closed > period.first_day]
@@ -261,14 +249,12 @@ class Queries:
     async def series(self, node: str, metric: str, first: Period, last: Period) -> dict[str, Any]:
         """A metric month by month from `first` to `last`."""
         if metric not in PUBLIC:
-            raise QueryError(422, "metric", "invalid_field", f"unknown metric {metric!r}")
+            raise InvalidQueryError("metric", f"unknown metric {metric!r}")
         if last < first:
-            raise QueryError(422, "to", "invalid_field", "`to` is before `from`")
+            raise InvalidQueryError("to", "`to` is before `from`")
         months = month_range(first.months()[0], last.months()[-1])
         if len(months) > MAX_SERIES_MONTHS:
-            raise QueryError(
-                422, "to", "invalid_field", f"at most {MAX_SERIES_MONTHS} months in one series"
-            )
+            raise InvalidQueryError("to", f"at most {MAX_SERIES_MONTHS} months in one series")
         sums = await self._repo.sums([node], months)
         points = [
             {

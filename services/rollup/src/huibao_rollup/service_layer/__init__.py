@@ -1,0 +1,1 @@
+"""The rollup's use cases: applying events and tree changes, answering queries."""
