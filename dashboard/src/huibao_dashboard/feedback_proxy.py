@@ -4,7 +4,8 @@
 `{scheduler_url}/v1/feedback/{id}?quarter=2026-Q3` and answers what the scheduler answered
 (200, 403, 404, 422 with the scheduler's body). When the scheduler is not configured or
 cannot be reached the answer is 503; a 5xx from the scheduler becomes 502. Error bodies
-have Huibao's one shape: `{"errors": [{"field", "reason", "message"}]}`.
+have Huibao's one shape, `huibao_platform.http.error_body`; an id is checked against the
+contracts' `ORG_UNIT_ID_PATTERN`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import re
 import httpx
 from fastapi.responses import JSONResponse, Response
 
-UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
+from huibao_platform.http import error_body
+
+UNIT_ID = re.compile(ORG_UNIT_ID_PATTERN)
 """An org-unit id, as the contracts define it."""
 QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
 """A quarter such as `2026-Q3`."""
@@ -22,8 +26,7 @@ QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
 
 def error(status: int, field: str, reason: str, message: str) -> JSONResponse:
     """An error answer in Huibao's one error shape."""
-    body = {"errors": [{"field": field, "reason": reason, "message": message}]}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(error_body(field, reason, message), status_code=status)
 
 
 class FeedbackProxy:
