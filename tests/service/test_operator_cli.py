@@ -384,3 +384,30 @@ def test_status_survives_a_service_that_answers_garbage() -> None:
     assert "\x1b" not in done.stdout
     assert "unreadable /metrics" in done.stdout
     assert "scheduler: an answer without cycles" in done.stdout
+
+
+@pytest.mark.stack
+@session_loop
+async def test_ready_is_503_while_a_topic_of_the_service_is_gone(harness: Harness) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    rejected = f"{harness.accepted_topic}.rejected"
+    admin = AIOKafkaAdminClient(bootstrap_servers=harness.infra.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(rejected, 1, 1)])
+        async with harness.replica(rejected_topic=rejected) as rollup:
+
+            async def ready(code: int) -> dict[str, bool] | None:
+                r = await rollup.http.get("/health/ready")
+                return dict(r.json()["checks"]) if r.status_code == code else None
+
+            assert (await wait_until(lambda: ready(200), timeout=30))["kafka"] is True
+            await admin.delete_topics([rejected])
+            down = await wait_until(lambda: ready(503), timeout=30)
+            assert down["kafka"] is False
+            assert down["postgres"] is True
+            await admin.create_topics([NewTopic(rejected, 1, 1)])  # as `huibao topics` would
+            await wait_until(lambda: ready(200), timeout=30)
+    finally:
+        await admin.close()
