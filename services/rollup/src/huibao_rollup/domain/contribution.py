@@ -16,11 +16,22 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from huibao_contracts.activities import (
+    FEEDBACK_COLLECTED_TYPE,
+    FEEDBACK_RESOLVED_TYPE,
+    LESSON_TYPE,
+    OUTREACH_TYPE,
+    PARTY_DAY_TYPE,
+    POINTS_TYPE,
+    SCREENING_TYPE,
+    TRAINING_TYPE,
+    VOLUNTEER_TYPE,
+)
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.periods import Period
 from huibao_rollup.domain.model import Contribution, Number
 
-PARTY_DAY = "huibao.party_day.held.v1"
+PARTY_DAY = PARTY_DAY_TYPE
 PARTY_DAY_METRICS = (
     "party_day.held",
     "party_day.on_time",
@@ -48,21 +59,21 @@ def _fields(**metrics: str) -> Callable[[Mapping[str, Any]], Contribution]:
 
 
 RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
-    "huibao.lesson.delivered.v1": _fields(
+    LESSON_TYPE: _fields(
         **{
             "lesson.delivered": "=1",
             "lesson.audience": "audience",
             "lesson.minutes": "duration_minutes",
         }
     ),
-    "huibao.training.held.v1": _fields(
+    TRAINING_TYPE: _fields(
         **{
             "training.sessions": "=1",
             "training.participants": "participants",
             "training.hours": "hours",
         }
     ),
-    "huibao.outreach.held.v1": _fields(
+    OUTREACH_TYPE: _fields(
         **{
             "outreach.sessions": "=1",
             "outreach.audience": "audience",
@@ -72,19 +83,17 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
             "outreach.satisfied": "satisfied",
         }
     ),
-    "huibao.volunteer.served.v1": _fields(
+    VOLUNTEER_TYPE: _fields(
         **{
             "volunteer.activities": "=1",
             "volunteer.volunteers": "volunteers",
             "volunteer.served": "served",
         }
     ),
-    "huibao.feedback.collected.v1": _fields(**{"feedback.collected": "items"}),
-    "huibao.feedback.resolved.v1": _fields(**{"feedback.resolved": "items"}),
-    "huibao.screening.held.v1": _fields(
-        **{"screening.held": "=1", "screening.audience": "audience"}
-    ),
-    "huibao.points.awarded.v1": _fields(**{"points.awarded": "points"}),
+    FEEDBACK_COLLECTED_TYPE: _fields(**{"feedback.collected": "items"}),
+    FEEDBACK_RESOLVED_TYPE: _fields(**{"feedback.resolved": "items"}),
+    SCREENING_TYPE: _fields(**{"screening.held": "=1", "screening.audience": "audience"}),
+    POINTS_TYPE: _fields(**{"points.awarded": "points"}),
 }
 """Every activity type other than the Party Day, with the metrics it adds to."""
 
