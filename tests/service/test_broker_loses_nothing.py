@@ -90,7 +90,7 @@ class Tally:
 async def test_an_emptied_broker_loses_nothing_the_lagging_rollup_had_not_read() -> None:
     units = build_city("bl", counties=2, townships_per_county=2, branches_per_township=5)
     branches = [u["id"] for u in units if u["level"] == "branch"]
-    new_branch = {
+    new_branch: dict[str, Any] = {
         "id": "bl.c1.t1.b99",
         "name": "迟到的村党支部",
         "level": "branch",

@@ -129,7 +129,7 @@ async def test_events_built_by_the_sdk_are_accepted_and_roll_up(stack: Any) -> N
     await publish(
         stack,
         [
-            (_bytes(m.key), bytes(m.value), dict(m.headers))
+            (_bytes(m.key), _bytes(m.value) or b"", dict(m.headers))
             for m in (core_binary, core_structured, legacy_binary, legacy_structured)
         ],
     )
@@ -208,7 +208,9 @@ async def test_what_huibao_emits_parses_with_the_sdk(stack: Any) -> None:
     )
     assert legacy["id"] == good.get_id()
     assert legacy["huibaoreceived"]
-    assert legacy.get_data()["members"] == 40
+    legacy_data = legacy.get_data()
+    assert legacy_data is not None
+    assert legacy_data["members"] == 40
 
     # a refusal keeps the original record: the SDK reads it back exactly as it was sent
     [rejected] = await wait_for_records(boot, topics.ACTIVITY_REJECTED, has_id(bad.get_id()))

@@ -32,7 +32,7 @@ import os
 import types
 import typing
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,11 +116,18 @@ def bad_numbers(info: FieldInfo, integral: bool) -> st.SearchStrategy[Any]:
         if le is not None:
             out.append(st.integers(min_value=le + 1, max_value=le + 10**12))
     else:
-        finite = {"allow_nan": False, "allow_infinity": False}
         if ge is not None:
-            out.append(st.floats(max_value=ge - 0.001, min_value=-1e300, **finite))
+            out.append(
+                st.floats(
+                    max_value=ge - 0.001, min_value=-1e300, allow_nan=False, allow_infinity=False
+                )
+            )
         if le is not None:
-            out.append(st.floats(min_value=le + 0.001, max_value=1e300, **finite))
+            out.append(
+                st.floats(
+                    min_value=le + 0.001, max_value=1e300, allow_nan=False, allow_infinity=False
+                )
+            )
     return st.one_of(out)
 
 
@@ -228,7 +235,7 @@ def event(prefix: str, type_: str, unit: str, data: dict[str, Any], **env: Any) 
             "subject": unit, "data": payload, **env}  # fmt: skip
 
 
-def draw_batch(draw: st.DrawFn, prefix: str, branch: str, unit: str) -> list[Case]:
+def draw_batch(draw: Callable[..., Any], prefix: str, branch: str, unit: str) -> list[Case]:
     """For every typed field of every payload and of the envelope, one event whose only
     fault is that field; a good event after each type's group."""
     cases: list[Case] = []

@@ -19,9 +19,10 @@ class WaitTimeoutError(AssertionError):
     a failed expectation; the benchmarks catch it by this name)."""
 
 
+# fn may answer None ("not yet"); what wait_until returns is truthy, so never None
 @overload
 async def wait_until(
-    fn: Callable[[], Awaitable[T]],
+    fn: Callable[[], Awaitable[T | None]],
     timeout: float = ...,  # noqa: ASYNC109
     interval: float = ...,
     message: str = ...,
@@ -30,7 +31,7 @@ async def wait_until(
 
 @overload
 async def wait_until(
-    fn: Callable[[], T],
+    fn: Callable[[], T | None],
     timeout: float = ...,  # noqa: ASYNC109
     interval: float = ...,
     message: str = ...,
