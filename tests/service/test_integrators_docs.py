@@ -326,6 +326,7 @@ async def test_the_envelope_rule_is_the_same_in_the_server_and_the_schemas(stack
             if not server:  # refused with the reason, naming the attribute; never a 500
                 errors = r.json()["errors"]
                 assert {e["reason"] for e in errors} == {"invalid_envelope"}, (case, r.text)
+                assert all("." not in e["field"] for e in errors), (case, errors)  # one name
                 culprits = culprit(base, event)
                 assert all(
                     any(e["field"].split(".")[0] == c or repr(c) in e["message"] for e in errors)
@@ -409,9 +410,12 @@ def asyncapi_accepts(headers: dict[str, str], value: Any) -> bool:
     return any(_message_matches(m, headers, value) for m in messages)
 
 
-def kafka_cases(unit: str) -> list[tuple[str, bytes | None, dict[str, str], Any, bool, str]]:
+KafkaCase = tuple[str, bytes | None, dict[str, str], Any, bool, str]
+
+
+def kafka_cases(unit: str) -> list[KafkaCase]:
     """(case, key, headers, value, accepted?, id) of records for `huibao.activity.submitted`."""
-    cases = []
+    cases: list[KafkaCase] = []
 
     def structured(case: str, content_type: str | None, accepted: bool, **kw: Any) -> None:
         event = lesson(unit, len(cases), **kw.pop("extra", {}))

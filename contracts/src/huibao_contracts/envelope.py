@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from huibao_contracts.orgunits import OrgUnitId
 from huibao_contracts.storable import INT4_MAX, NUL_MESSAGE, StorableInstant, Text
@@ -21,7 +30,23 @@ MAX_ATTRIBUTES = 31
 extensions, counted together (what JSON Schema's `maxProperties` can say)."""
 MAX_EXTENSION_TEXT = 1000
 
-ExtensionValue = str | int | bool
+_JSON_KINDS = {type(None): "null", list: "an array", dict: "an object", float: "a fraction"}
+
+
+def _one_kind(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One error naming what the value is, instead of one per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        raise PydanticCustomError(
+            "extension_value",
+            "an extension attribute is a string, an integer or a boolean, not {kind}",
+            {"kind": kind},
+        ) from None
+
+
+ExtensionValue = Annotated[str | int | bool, WrapValidator(_one_kind)]
 """CloudEvents attribute types as they appear in JSON: String, Integer, Boolean (and the
 string-encoded URI, URI-reference, Binary and Timestamp)."""
 
