@@ -331,9 +331,10 @@ class ChaosRun:
                     for e in events
                 ]
                 await asyncio.gather(*futures)
-                return
-            except Exception:  # a broker outage: send the chunk again
+            except Exception:  # noqa: BLE001 (a broker outage: send the chunk again)
                 await asyncio.sleep(0.5)
+            else:
+                return
 
     # --- the faults ------------------------------------------------------------------------
 
@@ -409,9 +410,10 @@ class ChaosRun:
         for _ in range(3):
             try:
                 await proc.start()
-                return
             except StartupError as e:
                 self.anomalies.append(f"{proc.label} did not start again: {str(e)[:400]}")
+            else:
+                return
         raise AssertionError(f"{proc.label} does not start again; logs {keep_logs(self.stack)}")
 
     async def _kill_postgres(self) -> None:

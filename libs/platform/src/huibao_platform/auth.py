@@ -204,7 +204,7 @@ class TokenStore:
                     await asyncio.sleep(HEARTBEAT_SECONDS)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # the connection broke or never came: retry, cache short
+            except Exception as e:  # noqa: BLE001 (the connection broke or never came: retry)
                 log.warning("token_listener_down", error=repr(e))
             finally:
                 self._last_beat = float("-inf")

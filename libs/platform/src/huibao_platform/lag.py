@@ -121,7 +121,7 @@ class LagMonitor:
             while not stop.is_set():
                 try:
                     await self.poll_once()
-                except Exception as e:  # the broker or a position source away: next round
+                except Exception as e:  # noqa: BLE001 (the broker or a position source away)
                     log.info("lag_poll_failed", error=repr(e))
                     await self._close()  # a broker that restarted: start afresh
                 stalled = set(self.stalled())

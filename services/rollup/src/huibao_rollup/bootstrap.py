@@ -184,7 +184,7 @@ async def serving(settings: RollupSettings, adapters: Adapters | None) -> AsyncI
             try:
                 async with asyncio.timeout(15):
                     await asyncio.shield(consumers)
-            except (TimeoutError, Exception):
+            except Exception:  # noqa: BLE001 (a timeout or whatever they ended with: cancel)
                 consumers.cancel()
             for helper in helpers:
                 helper.cancel()

@@ -245,7 +245,7 @@ async def _started(start: Callable[[], Awaitable[None]], what: str, stop: asynci
     while not stop.is_set():
         try:
             await start()
-        except Exception as e:  # aiokafka raises several unrelated types here
+        except Exception as e:  # noqa: BLE001 (aiokafka raises several unrelated types here)
             log.warning("kafka_start_retry", client=what, error=str(e))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -61,7 +61,7 @@ class SnapshotWarmer:
                     continue
                 try:
                     prepared = await asyncio.to_thread(tree.prepare, day)
-                except Exception as e:  # the tree changed under the worker: start over
+                except Exception as e:  # noqa: BLE001 (the tree changed under the worker: start over)
                     log.info("snapshot_warm_retry", error=repr(e))
                     wanted.set()
                     break

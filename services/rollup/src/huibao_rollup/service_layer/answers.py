@@ -124,7 +124,7 @@ class AnswerCache:
             try:
                 self._db_version = await self._read_version()
                 self._polled_at = started
-            except Exception as e:  # the database away: serve nothing from the cache
+            except Exception as e:  # noqa: BLE001 (the database away: serve nothing from the cache)
                 self._db_version = None
                 log.warning("answer_version_unavailable", error=str(e))
                 await asyncio.sleep(1.0)

@@ -141,7 +141,7 @@ class Applier:
             async with self.tree_lock:
                 async with self.storage.unit_of_work() as uow:
                     if fenced := await uow.fence(stream, expected):
-                        raise FencedError(fenced)  # rolls the transaction back
+                        raise FencedError(fenced)  # noqa: TRY301 (rolls the transaction back)
                     stored = await uow.lock_facts([e.activity_id for e in events])
                     timer.lap("read")
                     fold = Fold(self.rules, self.tree, stored)
