@@ -423,9 +423,10 @@ def kafka_cases(unit: str) -> list[KafkaCase]:
         key = kw.get("key", unit.encode())
         cases.append((case, key, hdrs, event, accepted, event["id"]))
 
-    def binary(case: str, content_type: str | None, accepted: bool) -> None:
+    def binary(case: str, content_type: str | None, accepted: bool, **attrs: str) -> None:
         event = lesson(unit, len(cases))
         hdrs = {f"ce_{k}": v for k, v in event.items() if k not in ("data", "datacontenttype")}
+        hdrs |= {f"ce_{k}": v for k, v in attrs.items()}
         if content_type is not None:
             hdrs["content-type"] = content_type
         cases.append((case, unit.encode(), hdrs, event["data"], accepted, event["id"]))
@@ -461,6 +462,8 @@ def kafka_cases(unit: str) -> list[KafkaCase]:
     binary("binary, no content-type", None, True)
     binary("binary, application/cloudevents+json", "application/cloudevents+json", False)
     binary("binary, text/plain", "text/plain", False)
+    binary("binary, ce_datacontenttype", None, True, datacontenttype="application/json")
+    binary("binary, ce_datacontenttype text/plain", None, False, datacontenttype="text/plain")
     return cases
 
 

@@ -147,6 +147,7 @@ def binary_headers(schemas: SchemaSet) -> dict[str, str]:
         "type",
         "subject",
         "time",
+        "datacontenttype",  # read too, though `content-type` is the binding's way to say it
         "dataschema",
         "traceparent",
         "tracestate",
