@@ -40,9 +40,10 @@ test: $(STAMP) ## The whole test suite: unit, service and end-to-end tiers on th
 test-fast: $(STAMP) ## Unit tests only (no broker, no database)
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
-fuzz: $(STAMP) ## Longer, random fuzz and storable-value property passes (the suite runs fixed short ones)
+fuzz: $(STAMP) ## Longer, random fuzz, storable-value and OpenAPI (schemathesis, every operation) passes (the suite runs fixed short ones)
 	HUIBAO_FUZZ_RANDOM=1 HUIBAO_FUZZ_EXAMPLES=$${EXAMPLES:-2000} $(VENV)/bin/python -m pytest tests/service/test_reporting_fuzz.py $(PYTEST_ARGS)
 	HUIBAO_FUZZ_RANDOM=1 HUIBAO_FUZZ_EXAMPLES=$${EXAMPLES:-200} $(VENV)/bin/python -m pytest tests/service/test_storable_properties.py $(PYTEST_ARGS)
+	HUIBAO_OPENAPI_FUZZ=1 HUIBAO_OPENAPI_EXAMPLES=$${OPENAPI_EXAMPLES:-100} $(VENV)/bin/python -m pytest tests/service/test_openapi_conformance.py $(PYTEST_ARGS)
 
 fault: $(STAMP) ## The long fault runs: 100,000 events through rollup kills, then the chaos run over every process (HUIBAO_FAULT_EVENTS, HUIBAO_CHAOS_EVENTS; docs/faults.md)
 	HUIBAO_FAULT_LONG=1 HUIBAO_FAULT_EVENTS=$${HUIBAO_FAULT_EVENTS:-100000} \

@@ -9,6 +9,10 @@ from enum import StrEnum
 
 from huibao_contracts.storable import year_error
 
+PERIOD_PATTERN = r"^[0-9]{4}(-(0[1-9]|1[0-2]|Q[1-4]))?$"
+"""The text of a period, for schemas (OpenAPI parameters); `Period.parse` also checks the
+year is a storable one."""
+
 _PATTERN = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<quarter>[1-4])))?$")
 
 

@@ -8,8 +8,10 @@ import httpx
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from huibao_contracts.feedback import FeedbackReport
 from huibao_dashboard.assets import Asset, load_assets
 from huibao_dashboard.feedback_proxy import FeedbackProxy, error
+from huibao_platform.openapi_doc import answers
 
 SECURITY_HEADERS = {
     # Everything the page loads comes from its own origin: no CDN, no inline script.
@@ -55,7 +57,12 @@ def router(
     async def bare() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=307)
 
-    @api.get("/", summary="The dashboard page", response_class=Response)
+    @api.get(
+        "/",
+        summary="The dashboard page",
+        response_class=Response,
+        responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    )
     async def index() -> Response:
         return _serve(assets["index.html"])
 
@@ -63,7 +70,8 @@ def router(
         "/api/feedback/{id}",
         summary="A unit's quarterly feedback from the scheduler, with the caller's token",
         response_class=Response,
-        responses={503: {"description": "The scheduler is not configured or unreachable."}},
+        # the scheduler's answer passed on, or the proxy's own refusal
+        responses=answers(400, 401, 403, 404, 422, 502, 503, model=FeedbackReport),
     )
     async def feedback(
         id: str,

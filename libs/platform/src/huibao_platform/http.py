@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, Security
@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,10 +29,46 @@ from huibao_platform.errors import (
     UnstorableValueError,
 )
 from huibao_platform.logs import get_logger
+from huibao_platform.openapi_doc import answers, install_openapi
 
 log = get_logger("http")
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+class Live(BaseModel):
+    """`GET /health/live`: the process answers."""
+
+    status: Literal["live"] = Field(description="Always `live`.")
+    service: str = Field(description="The service answering.", examples=["rollup"])
+    version: str = Field(description="Its package version.", examples=["0.1.0"])
+
+
+class Ready(BaseModel):
+    """`GET /health/ready`: whether every dependency answered (200) or not (503)."""
+
+    status: Literal["ready", "not_ready"] = Field(description="`ready` when every check is.")
+    service: str = Field(description="The service answering.", examples=["rollup"])
+    checks: dict[str, bool] = Field(
+        description="Each dependency checked and whether it answered in time.",
+        examples=[{"postgres": True, "kafka": True}],
+    )
+
+
+class Whoami(BaseModel):
+    """`GET /v1/whoami`: the calling token."""
+
+    unit: str | None = Field(
+        description="The unit whose subtree the token may see; null for the admin token.",
+        examples=["qingyuan"],
+    )
+    label: str = Field(
+        description="The token's label (`admin` for the admin token; may be empty).",
+        examples=["county office"],
+    )
+    scopes: list[str] = Field(
+        description="The scopes it holds, in order.", examples=[["report", "read"]]
+    )
 
 
 def error_body(field: str, reason: str, message: str) -> dict[str, Any]:
@@ -51,11 +89,24 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
     except metadata.PackageNotFoundError:
         version = "unknown"
 
-    @app.get("/health/live", tags=["health"], summary="The process is alive")
+    @app.get(
+        "/health/live",
+        tags=["health"],
+        summary="The process is alive",
+        responses={200: {"model": Live}},
+    )
     async def live() -> dict[str, str]:
         return {"status": "live", "service": service, "version": version}
 
-    @app.get("/health/ready", tags=["health"], summary="PostgreSQL and Kafka are reachable")
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        summary="PostgreSQL and Kafka are reachable",
+        responses={
+            200: {"model": Ready},
+            503: {"model": Ready, "description": "A dependency is not reachable."},
+        },
+    )
     async def ready() -> JSONResponse:
         names = list(ready_checks)
         outcomes = await asyncio.gather(*(_checked(ready_checks[n]) for n in names))
@@ -82,8 +133,10 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
         ]
         return JSONResponse({"errors": errors}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's class, FastAPI's subclass: the body FastAPI cannot parse and an unknown
+    # route are raised as Starlette's and get the same error shape as every other answer
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, dict) and "errors" in exc.detail:
             body = exc.detail
         else:
@@ -105,6 +158,7 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
         return JSONResponse(error_body("body", "unstorable", str(exc)), status_code=422)
 
     app.add_middleware(CanonicalLogMiddleware, app_routes=app)
+    install_openapi(app)
 
 
 def _reason_of(status: int) -> str:
@@ -112,6 +166,7 @@ def _reason_of(status: int) -> str:
         401: "unauthenticated",
         403: "out_of_scope",
         404: "not_found",
+        405: "method_not_allowed",
         413: "too_large",
         409: "conflict",
         415: "unsupported_media_type",
@@ -281,6 +336,7 @@ def whoami_router(principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
     @router.get(
         "/v1/whoami",
         summary="The unit and scopes of the calling token (needs no scope)",
+        responses=answers(400, 401, 503, model=Whoami),
     )
     async def whoami(who: Principal = caller) -> dict[str, Any]:
         return {"unit": who.unit, "label": who.label, "scopes": who.ordered_scopes()}

@@ -20,8 +20,10 @@ from huibao_contracts.envelope import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYP
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
+from huibao_platform.openapi_doc import ErrorAnswer, error_response
 from huibao_reporting.domain.decisions import Status
 from huibao_reporting.domain.events import Submission
+from huibao_reporting.entrypoints.answers_schema import EventsAnswer
 from huibao_reporting.entrypoints.bodies import (
     parse_json,
     read_body,
@@ -99,9 +101,24 @@ def events_router(
         description=__doc__ or "",
         openapi_extra=_OPENAPI,
         responses={
-            202: {"description": "Single event accepted"},
-            413: {"description": "Too large"},
-            415: {"description": "Bad content type"},
+            200: {
+                "model": EventsAnswer,
+                "description": "A batch (whatever each event's outcome), a duplicate, or an "
+                "event accepted in a dry run.",
+            },
+            202: {"model": EventsAnswer, "description": "A single event accepted."},
+            403: {
+                "model": EventsAnswer | ErrorAnswer,
+                "description": "A single event outside the token's subtree (its result), "
+                "or a token without the `report` scope.",
+            },
+            413: error_response(413),
+            415: error_response(415),
+            422: {
+                "model": EventsAnswer | ErrorAnswer,
+                "description": "A single event refused (its result and `errors`), or an "
+                "invalid parameter.",
+            },
         },
     )
     async def post_events(

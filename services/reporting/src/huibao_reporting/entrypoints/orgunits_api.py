@@ -19,8 +19,15 @@ from huibao_contracts.rejects import FieldError, Reason
 from huibao_contracts.storable import StorableDate
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
+from huibao_platform.openapi_doc import CSV_CONTENT, answers, inline_schema
 from huibao_reporting.domain.events import field_errors
 from huibao_reporting.domain.registry_rules import ImportKind
+from huibao_reporting.entrypoints.answers_schema import (
+    ChangesAnswer,
+    ImportAnswer,
+    ImportRow,
+    OrgUnitAnswer,
+)
 from huibao_reporting.entrypoints.bodies import (
     parse_csv,
     parse_json,
@@ -61,6 +68,17 @@ class CloseRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     effective: StorableDate = Field(description="First day the unit is no longer active.")
+
+
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": inline_schema(ImportRow)}},
+            **CSV_CONTENT,
+        },
+    },
+}
 
 
 def refused(e: RegistryRefusedError) -> HTTPException:
@@ -121,6 +139,8 @@ def orgunits_router(
         "/v1/orgunits",
         summary="Import org units in bulk (JSON array or CSV)",
         description=__doc__ or "",
+        openapi_extra=_IMPORT_BODY,
+        responses=answers(413, 415, model=ImportAnswer),
     )
     async def put_orgunits(request: Request, caller: Caller) -> JSONResponse:
         mt = require_media_type(request, ("application/json", "text/csv"))
@@ -137,7 +157,11 @@ def orgunits_router(
             raise refused(e) from e
         return JSONResponse({kind.value: plan.count(kind) for kind in ImportKind})
 
-    @router.get("/v1/orgunits/{unit_id}", summary="One org unit with its path and children")
+    @router.get(
+        "/v1/orgunits/{unit_id}",
+        summary="One org unit with its path and children",
+        responses=answers(404, model=OrgUnitAnswer),
+    )
     async def get_orgunit(unit_id: UnitPath, caller: Reader) -> dict[str, Any]:
         try:
             found = await registry().get(unit_id, caller.unit, today())
@@ -165,7 +189,11 @@ def orgunits_router(
             ],
         }
 
-    @router.post("/v1/orgunits/{unit_id}/move", summary="Move a unit from an effective date")
+    @router.post(
+        "/v1/orgunits/{unit_id}/move",
+        summary="Move a unit from an effective date",
+        responses=answers(404, model=ChangesAnswer),
+    )
     async def move(unit_id: UnitPath, body: MoveRequest, caller: Caller) -> dict[str, Any]:
         try:
             return _changes(
@@ -174,14 +202,22 @@ def orgunits_router(
         except RegistryRefusedError as e:
             raise refused(e) from e
 
-    @router.post("/v1/orgunits/{unit_id}/merge", summary="Merge a unit into another")
+    @router.post(
+        "/v1/orgunits/{unit_id}/merge",
+        summary="Merge a unit into another",
+        responses=answers(404, model=ChangesAnswer),
+    )
     async def merge(unit_id: UnitPath, body: MergeRequest, caller: Caller) -> dict[str, Any]:
         try:
             return _changes(await registry().merge(unit_id, body.into, body.effective, caller.unit))
         except RegistryRefusedError as e:
             raise refused(e) from e
 
-    @router.post("/v1/orgunits/{unit_id}/close", summary="Close a unit from an effective date")
+    @router.post(
+        "/v1/orgunits/{unit_id}/close",
+        summary="Close a unit from an effective date",
+        responses=answers(404, model=ChangesAnswer),
+    )
     async def close(unit_id: UnitPath, body: CloseRequest, caller: Caller) -> dict[str, Any]:
         try:
             return _changes(await registry().close(unit_id, body.effective, caller.unit))

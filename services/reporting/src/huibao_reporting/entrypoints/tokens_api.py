@@ -19,6 +19,8 @@ from huibao_contracts.orgunits import OrgUnitId
 from huibao_contracts.storable import Text
 from huibao_platform.auth import Principal, TokenStore
 from huibao_platform.http import error_body
+from huibao_platform.openapi_doc import answers
+from huibao_reporting.entrypoints.answers_schema import TokenAnswer
 from huibao_reporting.service_layer.registry import Registry
 from huibao_reporting.service_layer.tokens import TokenRefusedError, issue_token, revoke_token
 
@@ -55,7 +57,12 @@ def tokens_router(
     router = APIRouter(tags=["tokens"])
     Admin = Annotated[Principal, Security(principal, scopes=["admin"])]  # noqa: N806
 
-    @router.post("/v1/tokens", status_code=201, summary="Create a token bound to a unit")
+    @router.post(
+        "/v1/tokens",
+        status_code=201,
+        summary="Create a token bound to a unit",
+        responses=answers(ok=201, model=TokenAnswer),
+    )
     async def create(body: TokenRequest, caller: Admin) -> dict[str, Any]:
         try:
             made = await issue_token(
@@ -71,7 +78,12 @@ def tokens_router(
             "scopes": list(made.scopes),
         }
 
-    @router.delete("/v1/tokens/{token_hash}", status_code=204, summary="Revoke a token")
+    @router.delete(
+        "/v1/tokens/{token_hash}",
+        status_code=204,
+        summary="Revoke a token",
+        responses=answers(404),
+    )
     async def revoke(
         token_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], caller: Admin
     ) -> Response:

@@ -21,6 +21,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 
 from huibao_platform.auth import Principal
 from huibao_platform.http import error_body
+from huibao_platform.openapi_doc import PeriodQuery
+from huibao_platform.openapi_doc import answers as declared
 from huibao_platform.spreadsheet import CSV_MEDIA_TYPE, csv_text, wants_csv
 from huibao_rollup.entrypoints.answer_keys import (
     DEFAULT_LIMIT,
@@ -29,6 +31,14 @@ from huibao_rollup.entrypoints.answer_keys import (
     children_key,
     page_size,
     summary_key,
+)
+from huibao_rollup.entrypoints.answers_schema import (
+    ChildrenAnswer,
+    CompletenessAnswer,
+    NodeAnswer,
+    RootsAnswer,
+    SeriesAnswer,
+    SummaryAnswer,
 )
 from huibao_rollup.errors import (
     InvalidQueryError,
@@ -41,8 +51,11 @@ from huibao_rollup.service_layer.queries import Queries, parse_period
 
 PrincipalDep = Callable[..., Awaitable[Principal]]
 Format = Annotated[str | None, Query(pattern="^(json|csv)$", description="`csv` for CSV.")]
-Limit = Annotated[int, Query(ge=1, description="Page size (capped by the service).")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+MAX_PAGING = 999_999_999
+"""The largest `limit` and `offset` taken (nine digits, as the fast path reads them): a
+bigger one would not fit the answer's 64-bit integers (a 500 before this bound)."""
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGING, description="Page size (capped by the service).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_PAGING, description="Items to skip.")]
 
 
 STATUS: dict[type[QueryError], int] = {
@@ -98,7 +111,11 @@ def build_router(  # noqa: PLR0915 (one closure per route)
         except QueryError as e:
             raise _fail(e) from e
 
-    @router.get("/roots", summary="The roots the token may see")
+    @router.get(
+        "/roots",
+        summary="The roots the token may see",
+        responses=declared(model=RootsAnswer, csv=True),
+    )
     async def roots(*, who: Principal = caller, request: Request, format: Format = None) -> Any:
         answer = use_cases().roots(who)
         if _wants_csv(request, format):
@@ -107,18 +124,26 @@ def build_router(  # noqa: PLR0915 (one closure per route)
             )
         return _json(dumps(answer))
 
-    @router.get("/nodes/{id}", summary="One org unit with its path and children")
+    @router.get(
+        "/nodes/{id}",
+        summary="One org unit with its path and children",
+        responses=declared(404, model=NodeAnswer),
+    )
     async def node(id: str, who: Principal = caller) -> Any:
         scoped(who, id)
         return _json(dumps(use_cases().node(id)))
 
-    @router.get("/nodes/{id}/summary", summary="Every public metric of a node in a period")
+    @router.get(
+        "/nodes/{id}/summary",
+        summary="Every public metric of a node in a period",
+        responses=declared(404, model=SummaryAnswer, csv=True),
+    )
     async def summary(
         id: str,
         *,
         who: Principal = caller,
         request: Request,
-        period: Annotated[str, Query(examples=["2026-07"])],
+        period: PeriodQuery,
         format: Format = None,
     ) -> Any:
         scoped(who, id)
@@ -135,13 +160,17 @@ def build_router(  # noqa: PLR0915 (one closure per route)
             return _csv(("metric", "value"), answer["metrics"].items())
         return _json(await cached(summary_key(id, p), lambda: queries.summary(id, p)))
 
-    @router.get("/nodes/{id}/children", summary="Children ranked by a metric")
+    @router.get(
+        "/nodes/{id}/children",
+        summary="Children ranked by a metric",
+        responses=declared(404, model=ChildrenAnswer, csv=True),
+    )
     async def children(
         id: str,
         *,
         who: Principal = caller,
         request: Request,
-        period: Annotated[str, Query(examples=["2026-07"])],
+        period: PeriodQuery,
         metric: str = DEFAULT_METRIC,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = DEFAULT_OFFSET,
@@ -170,13 +199,17 @@ def build_router(  # noqa: PLR0915 (one closure per route)
             )
         )
 
-    @router.get("/nodes/{id}/completeness", summary="Who held the month's Party Day, and who not")
+    @router.get(
+        "/nodes/{id}/completeness",
+        summary="Who held the month's Party Day, and who not",
+        responses=declared(404, model=CompletenessAnswer, csv=True),
+    )
     async def completeness(
         id: str,
         *,
         who: Principal = caller,
         request: Request,
-        period: Annotated[str, Query(examples=["2026-07"])],
+        period: PeriodQuery,
         cycle: str = "party_day",
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = DEFAULT_OFFSET,
@@ -207,15 +240,19 @@ def build_router(  # noqa: PLR0915 (one closure per route)
             return _csv(("status", "id", "name", "parent", "reported_at"), rows)
         return _json(dumps(answer))
 
-    @router.get("/nodes/{id}/series", summary="A metric month by month")
+    @router.get(
+        "/nodes/{id}/series",
+        summary="A metric month by month",
+        responses=declared(404, model=SeriesAnswer, csv=True),
+    )
     async def series(
         id: str,
         *,
         who: Principal = caller,
         request: Request,
         metric: str,
-        from_: Annotated[str, Query(alias="from", examples=["2026-01"])],
-        to: Annotated[str, Query(examples=["2026-12"])],
+        from_: Annotated[PeriodQuery, Query(alias="from")],
+        to: PeriodQuery,
         format: Format = None,
     ) -> Any:
         scoped(who, id)

@@ -16,13 +16,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field
 
 from huibao_contracts.cycles import CycleKind, CycleTransition
+from huibao_contracts.feedback import FeedbackReport
 from huibao_contracts.orgunits import ORG_UNIT_ID_PATTERN
 from huibao_contracts.periods import InvalidPeriodError, Period, PeriodKind
 from huibao_contracts.storable import StorableInstant
 from huibao_platform.auth import Principal
 from huibao_platform.clock import ManualClock
 from huibao_platform.http import error_body
+from huibao_platform.openapi_doc import PeriodPath, PeriodQuery, answers
 from huibao_platform.spreadsheet import CSV_MEDIA_TYPE, wants_csv
+from huibao_scheduler.entrypoints.answers_schema import ClockState, CyclesAnswer, RunAnswer
 from huibao_scheduler.entrypoints.csv_export import feedback_csv
 from huibao_scheduler.errors import CycleClosedError, StepConflictError
 from huibao_scheduler.service_layer.cycle_runner import CycleRunner
@@ -85,7 +88,11 @@ def build_router(
     Runner = Annotated[CycleRunner, Depends(get_runner)]  # noqa: N806
     Store = Annotated[Cycles, Depends(get_store)]  # noqa: N806
 
-    @router.get("/cycles", summary="Every cycle, its state and its next step")
+    @router.get(
+        "/cycles",
+        summary="Every cycle, its state and its next step",
+        responses=answers(model=CyclesAnswer),
+    )
     async def list_cycles(_: Caller, runner: Runner) -> dict[str, Any]:
         items = []
         for row, nxt, period, kind in await runner.cycles():
@@ -102,9 +109,13 @@ def build_router(
             )
         return {"now": runner.clock.now().isoformat(), "items": items}
 
-    @router.post("/cycles/{kind}/{period}/run", summary="Run the cycle's next step now (admin)")
+    @router.post(
+        "/cycles/{kind}/{period}/run",
+        summary="Run the cycle's next step now (admin)",
+        responses=answers(409, model=RunAnswer),
+    )
     async def run_step(
-        kind: CycleKind, period: str, caller: Admin, runner: Runner
+        kind: CycleKind, period: PeriodPath, caller: Admin, runner: Runner
     ) -> dict[str, Any]:
         """Run the next step of the cycle at the clock's now, whether it is due or not.
 
@@ -120,12 +131,16 @@ def build_router(
             raise HTTPException(409, error_body("period", "conflict", str(e))) from e
         return {"transition": done.model_dump(mode="json")}
 
-    @router.get("/clock", summary="The scheduler's clock")
+    @router.get("/clock", summary="The scheduler's clock", responses=answers(model=ClockState))
     async def get_clock(_: Caller, runner: Runner) -> dict[str, Any]:
         mode = "manual" if isinstance(runner.clock, ManualClock) else "system"
         return {"now": runner.clock.now().isoformat(), "mode": mode}
 
-    @router.put("/clock", summary="Move the manual clock and run every due step (admin)")
+    @router.put(
+        "/clock",
+        summary="Move the manual clock and run every due step (admin)",
+        responses=answers(409),
+    )
     async def move_clock(body: ClockMove, caller: Admin, runner: Runner) -> ClockAnswer:
         _require_admin(caller)
         clock = runner.clock
@@ -144,14 +159,18 @@ def build_router(
             error=result.error,
         )
 
-    @router.get("/feedback/{unit}", summary="A unit's quarterly feedback (JSON or CSV)")
+    @router.get(
+        "/feedback/{unit}",
+        summary="A unit's quarterly feedback (JSON or CSV)",
+        responses=answers(404, model=FeedbackReport, csv=True),
+    )
     async def get_feedback(
         unit: Annotated[str, Path(pattern=ORG_UNIT_ID_PATTERN)],
         request: Request,
         caller: Caller,
         store: Store,
         *,
-        quarter: Annotated[str, Query(examples=["2026-Q3"])],
+        quarter: PeriodQuery,
         format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
     ) -> Response:
         q = _period(quarter, "quarter", PeriodKind.QUARTER)
