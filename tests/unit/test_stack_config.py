@@ -20,6 +20,7 @@ from huibao_stack.children import Child, free_port, port_is_free, tail
 from huibao_stack.cli import main
 from huibao_stack.errors import StackError
 from huibao_stack.infra import replace_database
+from huibao_stack.settings import LauncherSettings
 from huibao_stack.stack import DEFAULT_ADMIN_TOKEN, EmbeddedStack, default_data_dir, fixed_ports
 
 
@@ -63,6 +64,38 @@ def test_stack_settings_come_from_the_environment_it_is_given() -> None:
     assert plain.admin_token == DEFAULT_ADMIN_TOKEN
     plain.stop_sync()
     assert not plain.run_dir.exists()
+
+
+def test_the_launcher_reads_only_the_environment_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUIBAO_ADMIN_TOKEN", "from-the-process")
+    given = {
+        "HUIBAO_ADMIN_TOKEN": "",
+        "HUIBAO_ROLLUP_PORT": "9102",
+        "KAFKA_SASL_USERNAME": "u",
+        "DATABASE_URL": "postgresql://u@db.example:5432/huibao",
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092",
+    }
+    settings = LauncherSettings.read(given)
+    assert settings.admin_token is None  # empty is unset; the process's own is not read
+    assert settings.fixed_ports()["rollup"] == 9102
+    assert LauncherSettings.read().admin_token == "from-the-process"
+    stack = EmbeddedStack(settings=settings)
+    try:
+        assert stack.admin_token == DEFAULT_ADMIN_TOKEN
+        env = stack.env_for("reporting")  # the children get the given environment, explicitly
+        assert env["KAFKA_SASL_USERNAME"] == "u"
+        assert env["HUIBAO_ADMIN_TOKEN"] == DEFAULT_ADMIN_TOKEN
+    finally:
+        stack.stop_sync()
+    with pytest.raises(StackError, match="HUIBAO_STACK_RESTART_LIMIT"):
+        LauncherSettings.read({"HUIBAO_STACK_RESTART_LIMIT": "-1"})
+
+
+def test_every_launcher_setting_is_described() -> None:
+    for name, info in LauncherSettings.model_fields.items():
+        assert info.description, name
 
 
 def test_unknown_services_are_refused() -> None:

@@ -22,7 +22,8 @@ from huibao_stack.credentials import create_exclusive, redact_url
 from huibao_stack.errors import StackError
 from huibao_stack.launch import run_stack
 from huibao_stack.pg_runtime import SYSTEM_USER
-from huibao_stack.stack import EmbeddedStack, default_data_dir
+from huibao_stack.settings import LauncherSettings
+from huibao_stack.stack import EmbeddedStack
 
 if TYPE_CHECKING:
     from huibao_rollup.settings import RollupSettings
@@ -35,15 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `huibao` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        settings = LauncherSettings.read()  # the one read of the environment
+    except StackError as e:
+        print(f"huibao: {e}", file=sys.stderr)
+        return 2
     # the launcher logs like the services: JSON unless on a terminal (HUIBAO_LOG_FORMAT)
-    fmt = os.environ.get("HUIBAO_LOG_FORMAT", "auto")
+    fmt = settings.log_format
     configure_logging("launcher", fmt=fmt if fmt in ("json", "console") else "auto")
     logging.getLogger("huibao").setLevel(logging.INFO)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    command: Callable[[argparse.Namespace], int] = args.command
+    command: Callable[[argparse.Namespace, LauncherSettings], int] = args.command
     try:
-        return command(args)
+        return command(args, settings)
     except (StackError, HuibaoError) as e:  # PostgreSQL or the broker away: one line
         print(f"huibao: {e}", file=sys.stderr)
         return 1
@@ -82,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     topics.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        default=None,
         help="default: KAFKA_BOOTSTRAP_SERVERS",
     )
     topics.set_defaults(command=_cmd_topics)
@@ -144,8 +150,13 @@ def _parser() -> argparse.ArgumentParser:
 # --- up and demo ---------------------------------------------------------------------------
 
 
-def _cmd_up(args: argparse.Namespace) -> int:
-    stack = EmbeddedStack(persistent=True, supervise=True, echo=sys.stdout if args.logs else None)
+def _cmd_up(args: argparse.Namespace, settings: LauncherSettings) -> int:
+    stack = EmbeddedStack(
+        persistent=True,
+        supervise=True,
+        echo=sys.stdout if args.logs else None,
+        settings=settings,
+    )
 
     async def serve(stack: EmbeddedStack) -> int:
         env_file = stack.run_dir / STACK_ENV_FILE
@@ -167,7 +178,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return asyncio.run(run_stack(stack, serve))
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace, settings: LauncherSettings) -> int:
     from huibao_stack import demo
 
     quarter = demo.demo_quarter()
@@ -177,6 +188,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         clock_start=clock_start.isoformat(),
         echo=sys.stdout if args.logs else None,
         supervise=True,
+        settings=settings,
     )
 
     async def run(stack: EmbeddedStack) -> int:
@@ -234,17 +246,18 @@ def _print_banner(stack: EmbeddedStack) -> None:
 # --- topics and tokens ---------------------------------------------------------------------
 
 
-def _cmd_topics(args: argparse.Namespace) -> int:
+def _cmd_topics(args: argparse.Namespace, settings: LauncherSettings) -> int:
     from huibao_platform.errors import BrokerUnavailableError
     from huibao_stack.broker import create_topics
 
-    if not args.bootstrap_servers:
+    servers = args.bootstrap_servers or settings.kafka_bootstrap_servers
+    if not servers:
         print("Set KAFKA_BOOTSTRAP_SERVERS (or pass --bootstrap-servers).", file=sys.stderr)
         return 2
     from pydantic import ValidationError
 
     try:
-        made = asyncio.run(create_topics(args.bootstrap_servers))
+        made = asyncio.run(create_topics(servers))
     except BrokerUnavailableError as e:
         print(f"huibao topics: {e}", file=sys.stderr)
         return 1
@@ -262,11 +275,11 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _running_stack_env() -> dict[str, str]:
+def _running_stack_env(settings: LauncherSettings) -> dict[str, str]:
     """The addresses `huibao up` wrote next to its data, when it is this user's own file:
     one that someone else wrote (or anyone may read) could point `huibao status` and its
     admin token at a server of theirs, so it is ignored."""
-    path = default_data_dir() / STACK_ENV_FILE
+    path = settings.data_directory() / STACK_ENV_FILE
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -280,11 +293,11 @@ def _running_stack_env() -> dict[str, str]:
     return dict(pairs)
 
 
-def _cmd_token_create(args: argparse.Namespace) -> int:
+def _cmd_token_create(args: argparse.Namespace, settings: LauncherSettings) -> int:
     if not re.fullmatch(ORG_UNIT_ID_PATTERN, args.unit):
         print(f"{args.unit!r} is not an org-unit id", file=sys.stderr)
         return 2
-    database_url = os.environ.get("DATABASE_URL") or _running_stack_env().get("DATABASE_URL")
+    database_url = settings.database_url or _running_stack_env(settings).get("DATABASE_URL")
     if not database_url:
         print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
         return 2
@@ -331,33 +344,35 @@ async def _create_token(
 # --- status, rebuild and verify ----------------------------------------------------------
 
 
-def _service_urls() -> dict[str, str]:
+def _service_urls(settings: LauncherSettings) -> dict[str, str]:
     """Where each service answers: HUIBAO_<NAME>_URL, the running `huibao up`, or the
     default port on loopback."""
     from huibao_stack.services import DEFAULT_PORTS, SERVICES
 
-    running = _running_stack_env()
+    running = _running_stack_env(settings)
     urls = {}
     for name in SERVICES:
         key = f"HUIBAO_{name.upper()}_URL"
         urls[name] = (
-            os.environ.get(key) or running.get(key) or f"http://127.0.0.1:{DEFAULT_PORTS[name]}"
+            settings.service_url(name)
+            or running.get(key)
+            or f"http://127.0.0.1:{DEFAULT_PORTS[name]}"
         ).rstrip("/")
     return urls
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _cmd_status(args: argparse.Namespace, settings: LauncherSettings) -> int:
     from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
     from huibao_stack.status import gather, render
 
-    token = os.environ.get("HUIBAO_ADMIN_TOKEN") or DEVELOPMENT_ADMIN_TOKEN
-    report = asyncio.run(gather(_service_urls(), token, timeout=args.timeout))
+    token = settings.admin_token or DEVELOPMENT_ADMIN_TOKEN
+    report = asyncio.run(gather(_service_urls(settings), token, timeout=args.timeout))
     print(render(report))
     return 0 if report.all_ready else 1
 
 
-def _rollup_settings() -> RollupSettings | None:
-    database_url = os.environ.get("DATABASE_URL") or _running_stack_env().get("DATABASE_URL")
+def _rollup_settings(settings: LauncherSettings) -> RollupSettings | None:
+    database_url = settings.database_url or _running_stack_env(settings).get("DATABASE_URL")
     if not database_url:
         return None
     from huibao_rollup.settings import RollupSettings
@@ -391,10 +406,10 @@ def _progress(enabled: bool, label: str) -> tuple[Callable[[int, int], None], Ca
     return tell, bar.stop
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def _cmd_verify(args: argparse.Namespace, launcher: LauncherSettings) -> int:
     from huibao_rollup.entrypoints import admin
 
-    settings = _rollup_settings()
+    settings = _rollup_settings(launcher)
     if settings is None:
         print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
         return 2
@@ -409,10 +424,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if diffs else 0
 
 
-def _cmd_rebuild(args: argparse.Namespace) -> int:
+def _cmd_rebuild(args: argparse.Namespace, launcher: LauncherSettings) -> int:
     from huibao_rollup.entrypoints import admin
 
-    settings = _rollup_settings()
+    settings = _rollup_settings(launcher)
     if settings is None:
         print("Set DATABASE_URL, or start `huibao up` in this directory first.", file=sys.stderr)
         return 2

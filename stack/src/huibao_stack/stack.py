@@ -5,7 +5,9 @@
 
 `EmbeddedStack(persistent=True)` is `huibao up`: data under `.huibao/data` (or
 HUIBAO_DATA_DIR), fixed ports 8001-8003 (HUIBAO_<NAME>_PORT). DATABASE_URL and
-KAFKA_BOOTSTRAP_SERVERS in the environment switch the embedded parts off.
+KAFKA_BOOTSTRAP_SERVERS in the environment switch the embedded parts off. Everything it
+reads from the environment is a field of `huibao_stack.settings.LauncherSettings`, read
+once; the children get that environment, plus what the launcher adds, explicitly.
 
 No process outlives the stack: see `huibao_stack.children`. Children must be started from
 the thread that runs the launcher's event loop (the main thread in practice).
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,8 @@ from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
 from huibao_stack.children import free_port, port_is_free
 from huibao_stack.errors import StackError
 from huibao_stack.infra import Infrastructure, run_together
-from huibao_stack.services import DEFAULT_PORTS, SERVICES, ServiceProcess
+from huibao_stack.services import SERVICES, ServiceProcess
+from huibao_stack.settings import LauncherSettings
 from huibao_stack.supervise import Part, StackMetrics, Supervisor, serve_metrics
 
 log = logging.getLogger("huibao.stack")
@@ -40,36 +42,16 @@ binds them; a service bound beyond loopback refuses it."""
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where `huibao up` keeps its data: HUIBAO_DATA_DIR, else `.huibao/data` here."""
-    env = os.environ if environ is None else environ
-    return Path(env.get("HUIBAO_DATA_DIR") or Path.cwd() / ".huibao" / "data").resolve()
+    return LauncherSettings.read(environ).data_directory()
 
 
 DEFAULT_METRICS_PORT = 8004
 """The launcher's own `/metrics` port under `huibao up` (HUIBAO_STACK_METRICS_PORT)."""
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    try:
-        value = float(raw) if raw else default
-    except ValueError as e:
-        raise StackError(f"{name}={raw!r} is not a number") from e
-    if value < 0:
-        raise StackError(f"{name}={raw!r} must not be negative")
-    return value
-
-
 def fixed_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
     """The ports of `huibao up`: 8001-8003 unless HUIBAO_<NAME>_PORT is set."""
-    env = os.environ if environ is None else environ
-    ports = {}
-    for name, default in DEFAULT_PORTS.items():
-        raw = env.get(f"HUIBAO_{name.upper()}_PORT")
-        try:
-            ports[name] = int(raw) if raw else default
-        except ValueError as e:
-            raise StackError(f"HUIBAO_{name.upper()}_PORT={raw!r} is not a port number") from e
-    return ports
+    return LauncherSettings.read(environ).fixed_ports()
 
 
 class EmbeddedStack:
@@ -85,7 +67,10 @@ class EmbeddedStack:
         service_env: extra environment by service name.
         service_argv: a replacement command by service name (tests use it to simulate failures).
         infra: an already started `Infrastructure` to use; it is not stopped with the stack.
-        environ: the environment to read and pass on (default `os.environ`).
+        settings: the launcher's settings (default `LauncherSettings.read(environ)`); the
+            children start from its `environ`.
+        environ: the environment to read settings from when `settings` is not given
+            (default this process's).
         echo: a stream that also receives every service's log lines, prefixed by its name.
         ready_timeout: seconds each service has to answer `/health/ready`.
         parallel_start: start the services side by side instead of one after the other.
@@ -112,6 +97,7 @@ class EmbeddedStack:
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         service_argv: Mapping[str, Sequence[str]] | None = None,
         infra: Infrastructure | None = None,
+        settings: LauncherSettings | None = None,
         environ: Mapping[str, str] | None = None,
         echo: IO[str] | None = None,
         ready_timeout: float = 90.0,
@@ -121,17 +107,18 @@ class EmbeddedStack:
         restart_window: float | None = None,
         metrics_port: int | None = None,
     ) -> None:
-        self.environ = dict(os.environ if environ is None else environ)
+        self.settings = settings or LauncherSettings.read(environ)
+        config = self.settings
+        self.environ = dict(config.environ)
+        """What every child's environment starts from (`env_for` adds the launcher's part)."""
         unknown = [s for s in services if s not in SERVICES]
         if unknown:
             raise StackError(f"unknown services {unknown}; known: {list(SERVICES)}")
         self.persistent = persistent
         self.service_names = tuple(services)
-        self.admin_token = (
-            admin_token or self.environ.get("HUIBAO_ADMIN_TOKEN") or DEFAULT_ADMIN_TOKEN
-        )
-        self.default_admin_token = not (admin_token or self.environ.get("HUIBAO_ADMIN_TOKEN"))
-        self.clock = clock or self.environ.get("HUIBAO_CLOCK") or "system"
+        self.admin_token = admin_token or config.admin_token or DEFAULT_ADMIN_TOKEN
+        self.default_admin_token = not (admin_token or config.admin_token)
+        self.clock = clock or config.clock or "system"
         self.clock_start = clock_start
         self.service_env = {k: dict(v) for k, v in (service_env or {}).items()}
         self.service_argv = {k: list(v) for k, v in (service_argv or {}).items()}
@@ -139,38 +126,31 @@ class EmbeddedStack:
         self.ready_timeout = ready_timeout
         self.parallel_start = parallel_start
         if persistent:
-            self.run_dir = (data_dir or default_data_dir(self.environ)).resolve()
+            self.run_dir = (data_dir or config.data_directory()).resolve()
             self._tmp: Path | None = None
         else:
             self._tmp = Path(tempfile.mkdtemp(prefix="huibao-"))
             self.run_dir = self._tmp
         self.log_dir = self.run_dir / "logs"
-        base_ports = fixed_ports(self.environ) if persistent else {}
+        base_ports = config.fixed_ports() if persistent else {}
         self.ports = {name: base_ports.get(name) or free_port() for name in SERVICES}
         self.ports.update(ports or {})
         self._owns_infra = infra is None
         self.infra = infra or Infrastructure(
             self.run_dir,
             persistent=persistent,
-            database_url=self.environ.get("DATABASE_URL") or None,
-            bootstrap_servers=self.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            database_url=config.database_url,
+            bootstrap_servers=config.kafka_bootstrap_servers,
         )
         self._services: dict[str, list[ServiceProcess]] = {}
         self._started = False
         self.supervise = supervise
-        env = self.environ
-        self.restart_limit = restart_limit or int(
-            _env_number(env, "HUIBAO_STACK_RESTART_LIMIT", 5) or 1
-        )
-        self.restart_window = restart_window or _env_number(
-            env, "HUIBAO_STACK_RESTART_WINDOW_SECONDS", 60.0
-        )
+        self.restart_limit = restart_limit or config.restart_limit or 1
+        self.restart_window = restart_window or config.restart_window_seconds
         default_metrics = DEFAULT_METRICS_PORT if persistent else 0
-        self.metrics_port = (
-            metrics_port
-            if metrics_port is not None
-            else int(_env_number(env, "HUIBAO_STACK_METRICS_PORT", default_metrics))
-        ) or free_port()
+        if metrics_port is None:
+            metrics_port = default_metrics if config.metrics_port is None else config.metrics_port
+        self.metrics_port = metrics_port or free_port()
         self.metrics = StackMetrics([*self.service_names, "postgres", "broker"])
         self.failure: str | None = None
         """Why the supervisor stopped the stack (a part kept dying), once it has."""
