@@ -7,6 +7,9 @@ which the HTTP and Kafka entrypoints answer as 503 or a reject.
 
 from __future__ import annotations
 
+from huibao_platform.errors import HuibaoError
 
-class ReportingError(Exception):
-    """Base of the reporting service's errors."""
+
+class ReportingError(HuibaoError):
+    """Base of the reporting service's errors (under the platform's `HuibaoError`, as the
+    scheduler's and the rollup's are)."""
