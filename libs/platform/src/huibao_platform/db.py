@@ -61,6 +61,24 @@ def _secrets_of(url: str) -> list[str]:
     return [s for s in found if s]
 
 
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused, reset, aborted: PostgreSQL is away or restarting
+    TimeoutError,
+    asyncpg.InterfaceError,  # the connection closed under the operation, or is cancelling
+    # The protocol left mid-state by a server that went away: PostgreSQL ending a backend
+    # (a restart, pg_terminate_backend) sends a FATAL ErrorResponse and then closes the
+    # socket; an idle pooled connection that has read the error but not yet the close
+    # answers its next query "cannot switch to state 12; another operation (2) is in
+    # progress". The pool drops the connection when it is released.
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
+)
+"""Driver errors that say PostgreSQL is (for now) unreachable rather than that the request
+is wrong: the HTTP side answers them 503 with Retry-After, never 500."""
+
+
 FATAL_CONNECT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InvalidAuthorizationSpecificationError,  # auth failed, no such role, pg_hba
     asyncpg.InvalidCatalogNameError,  # no such database

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from huibao_platform import metrics
+from huibao_platform import db, metrics
 from huibao_platform.auth import Principal, TokenStore
 from huibao_platform.errors import (
     BrokerUnavailableError,
@@ -151,6 +151,21 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    async def on_driver_error(request: Request, exc: Exception) -> JSONResponse:
+        # a PostgreSQL driver error no adapter translated (a token lookup, a pooled
+        # connection caught mid-restart): transient, so 503 and a retry, never a 500
+        log.warning(
+            "storage_error_unmapped", route=route_template(app, request.scope), error=repr(exc)
+        )
+        return JSONResponse(
+            error_body("service", "unavailable", "PostgreSQL is unavailable; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for kind in db.TRANSIENT_ERRORS:
+        app.add_exception_handler(kind, on_driver_error)
 
     @app.exception_handler(UnstorableValueError)
     async def on_unstorable(_: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,8 @@ async def storage_errors() -> AsyncIterator[None]:
         raise UnstorableValueError(f"PostgreSQL refused a value: {e}") from e
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
         raise StorageUnavailableError(f"PostgreSQL: {e}") from e
+    except asyncpg.InternalClientError as e:  # a connection the server just ended (db.py)
+        raise StorageUnavailableError(f"PostgreSQL: {e}") from e
 
 
 Conn = asyncpg.Connection | PoolConnectionProxy
