@@ -35,6 +35,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import pct
 from bench.embedded import infrastructure
+from huibao_contracts.activities import LESSON_TYPE, PARTY_DAY_TYPE
+from huibao_contracts.envelope import RECEIVED_EXTENSION
 from huibao_contracts.periods import Period
 from huibao_platform.kafka import create_topics
 from huibao_platform.logs import configure_logging
@@ -73,7 +75,7 @@ def event(n: int, branch: str, revision: int = 1, msg: str = "") -> bytes:
             "attendees": 19 + revision,
             "revision": revision,
         }
-        type_ = "huibao.party_day.held.v1"
+        type_ = PARTY_DAY_TYPE
     else:
         data = {
             "activity_id": f"ls-{n}",
@@ -84,7 +86,7 @@ def event(n: int, branch: str, revision: int = 1, msg: str = "") -> bytes:
             "duration_minutes": 45,
             "revision": revision,
         }
-        type_ = "huibao.lesson.delivered.v1"
+        type_ = LESSON_TYPE
     return orjson.dumps(
         {
             "specversion": "1.0",
@@ -93,7 +95,7 @@ def event(n: int, branch: str, revision: int = 1, msg: str = "") -> bytes:
             "type": type_,
             "subject": branch,
             "time": "2026-06-27T10:00:00+08:00",
-            "huibaoreceived": "2026-06-27T10:00:01+08:00",
+            RECEIVED_EXTENSION: "2026-06-27T10:00:01+08:00",
             "data": data,
         }
     )
