@@ -141,12 +141,38 @@ class TargetGroup(StrEnum):
     DEVELOPMENT_TARGETS = "development_targets"
 
 
+class TrainingDuration(StrEnum):
+    """How a training's length is reported, for its class hours (`huibao_contracts.class_hours`)."""
+
+    HOURS = "hours"
+    HALF_DAY = "half_day"
+    FULL_DAY = "full_day"
+
+
 class TrainingHeld(ActivityBase):
     """`huibao.training.held.v1`: a training class (培训班) session was held."""
 
     target_group: TargetGroup = Field(description="Target group.", examples=["secretaries"])
     participants: int = Field(ge=0, le=1_000_000, description="Participants.", examples=[96])
     hours: float = Field(ge=0, le=1000, description="Training hours of the session.", examples=[8])
+    duration: TrainingDuration = Field(
+        default=TrainingDuration.HOURS,
+        description="How the class hours are counted: from `hours` (the default, and what"
+        " payloads without this field mean), or per half day or full day of `days`.",
+    )
+    days: int = Field(
+        default=1,
+        ge=1,
+        le=366,
+        description="Half days or full days of the training (with `duration` half_day or"
+        " full_day only).",
+    )
+
+    @model_validator(mode="after")
+    def _days_need_a_day_duration(self) -> TrainingHeld:
+        if self.days != 1 and self.duration is TrainingDuration.HOURS:
+            raise ValueError("days needs duration half_day or full_day")
+        return self
 
 
 class OutreachHeld(ActivityBase):

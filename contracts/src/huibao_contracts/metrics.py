@@ -1,6 +1,8 @@
 """The metric catalogue: names every API and dashboard uses; part of the contract.
 
-`sum` metrics are added up from facts; `ratio` metrics divide two sums at query time;
+`sum` metrics are added up from facts; `ratio` metrics divide two sums (or a sum by a
+`tree` metric) of the same node and period at query time, never averaging the ratios of
+its children; a ratio whose denominator is 0 has no value (JSON null, an empty CSV cell).
 `tree` metrics come from the org-unit tree in force in the period.
 """
 
@@ -63,6 +65,19 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         internal=True,
     ),
     _ratio(
+        "party_day.reporting_rate",
+        "party_day.held",
+        "party_day.expected",
+        "Held over expected Party Days (reporting rate).",
+    ),
+    _ratio(
+        "party_day.on_time_rate",
+        "party_day.on_time",
+        "party_day.held",
+        "Held Party Days reported by the deadline over held Party Days (not over expected:"
+        " a Party Day not reported is counted by reporting_rate, not here).",
+    ),
+    _ratio(
         "party_day.attendance_rate",
         "party_day.attendees",
         "party_day.members",
@@ -70,7 +85,7 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
     ),
     _sum("lesson.delivered", "lessons", "Party lessons delivered."),
     _sum("lesson.audience", "people", "Audience of party lessons (person-times)."),
-    _sum("lesson.minutes", "minutes", "Minutes of party lessons.", internal=True),
+    _sum("lesson.minutes", "minutes", "Minutes of party lessons (sum of duration_minutes)."),
     _sum("training.sessions", "sessions", "Training sessions held."),
     _sum("training.participants", "people", "Training participants (person-times)."),
     _sum("training.hours", "hours", "Training hours held.", internal=True),
@@ -92,6 +107,12 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         "outreach.responses",
         "Satisfied over survey responses.",
     ),
+    _ratio(
+        "outreach.good_rate",
+        "outreach.good",
+        "outreach.responses",
+        "Responses rating the lecture good over survey responses.",
+    ),
     _sum("volunteer.activities", "activities", "Volunteer activities.", internal=True),
     _sum("volunteer.volunteers", "people", "Volunteers (person-times)."),
     _sum("volunteer.served", "people", "People served by volunteers."),
@@ -104,7 +125,7 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         "Resolved over collected items.",
     ),
     _sum("screening.held", "screenings", "Film screenings held."),
-    _sum("screening.audience", "people", "Audience of screenings.", internal=True),
+    _sum("screening.audience", "people", "Audience of screenings (person-times)."),
     _sum("points.awarded", "points", "Member points awarded, net of deductions."),
     # a sum added after the others: sums are stored by position in catalogue order
     _sum(
@@ -113,6 +134,16 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         "Party Days reported by units not expected that month (not an active branch on its"
         " Party Day): counted here instead of in held, on time and late.",
     ),
+    # sums added with issue 15.3, after the others (stored rows of the older, shorter
+    # length read as 0 for them; see huibao_rollup.domain.aggregation.SLOTS)
+    _sum(
+        "training.person_hours",
+        "person-hours",
+        "Participants × class hours of each training, by the class-hour rule"
+        " (huibao_contracts.class_hours: 1 per hour, 4 per half day, 8 per full day).",
+    ),
+    _sum("volunteer.hours", "hours", "Volunteer hours (sum of the activities' hours)."),
+    _sum("outreach.good", "responses", "Survey responses rating it good.", internal=True),
     Metric(
         "orgunits.branches",
         MetricKind.TREE,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 
+from huibao_contracts.class_hours import ClassHourRules
 from huibao_contracts.topics import ACTIVITY_ACCEPTED, ACTIVITY_REJECTED, ORGUNIT_CHANGES
 from huibao_platform.settings import CommonSettings
 
@@ -56,3 +59,32 @@ class RollupSettings(CommonSettings):
         description="Scheduler base URL for the dashboard's feedback proxy (HUIBAO_SCHEDULER_URL).",
     )
     db_pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL pool size.")
+    class_hours_per_hour: Decimal = Field(
+        default=Decimal(1),
+        ge=0,
+        le=100,
+        description="Class hours per hour of a training reported in hours, for"
+        " training.person_hours (HUIBAO_CLASS_HOURS_PER_HOUR).",
+    )
+    class_hours_per_half_day: Decimal = Field(
+        default=Decimal(4),
+        ge=0,
+        le=100,
+        description="Class hours per half day of a training with duration half_day.",
+    )
+    class_hours_per_full_day: Decimal = Field(
+        default=Decimal(8),
+        ge=0,
+        le=100,
+        description="Class hours per full day of a training with duration full_day.",
+    )
+
+    @property
+    def class_hours(self) -> ClassHourRules:
+        """The class-hour rule these settings describe (applies to trainings applied from
+        now on; facts already stored keep the person-hours they were applied with)."""
+        return ClassHourRules(
+            per_hour=self.class_hours_per_hour,
+            per_half_day=self.class_hours_per_half_day,
+            per_full_day=self.class_hours_per_full_day,
+        )

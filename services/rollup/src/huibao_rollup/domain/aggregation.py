@@ -20,6 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.class_hours import DEFAULT_CLASS_HOURS, ClassHourRules
 from huibao_contracts.metrics import SUMS
 from huibao_rollup.domain import contribution as contrib
 from huibao_rollup.domain.attribution import party_day_of, party_day_slot, periods_of
@@ -36,7 +37,12 @@ Vector = dict[str, Amount]
 
 SLOTS: tuple[str, ...] = SUMS
 """Position of every summed metric in a stored row's value array. Append only: a stored
-array is read by position, so a new metric goes at the end, never in between."""
+array is read by position, so a new metric goes at the end, never in between. Rows are
+stored without trailing zeros and read with `zip(..., strict=False)`, and `rollup.vadd`
+adds arrays of any lengths, so rows written before a metric was appended read as 0 for
+it: no migration. Facts stored before then carry no amount for it either (their stored
+contribution is what rebuild and verify sum), so live and rebuilt agree; a replay of the
+accepted topic (a fresh database) fills it in for old activities."""
 SLOT = {m: i for i, m in enumerate(SLOTS)}
 assert set(contrib.METRICS) <= set(SLOTS), "every contributed metric needs a slot"
 
@@ -127,8 +133,15 @@ class Deltas:
 class Fold:
     """Applies events in order on top of the stored facts of their activities."""
 
-    def __init__(self, rules: CalendarRules, tree: Tree, stored: dict[str, Fact]) -> None:
+    def __init__(
+        self,
+        rules: CalendarRules,
+        tree: Tree,
+        stored: dict[str, Fact],
+        class_hours: ClassHourRules = DEFAULT_CLASS_HOURS,
+    ) -> None:
         self._rules = rules
+        self._class_hours = class_hours
         self._tree = tree
         self.facts = dict(stored)
         self.changed: dict[str, Fact] = {}
@@ -171,7 +184,12 @@ class Fold:
             first = old.first_reported_at if old is not None else event.reported_at
             on_time, path, expected = None, self._tree.path_on(event.unit, day), True
         amounts = contrib.contribution(
-            type_, event.data, retracted=retracted, on_time=on_time, expected=expected
+            type_,
+            event.data,
+            retracted=retracted,
+            on_time=on_time,
+            expected=expected,
+            class_hours=self._class_hours,
         )
         fact = Fact(
             aid,

@@ -7,12 +7,17 @@ calendar deadline of its month; a Party Day of a unit not expected (see
 The instant of a report is its `time`, unless that lies before the activity's own date (a
 report recorded before the activity happened cannot be trusted): then it is the receipt
 time, and never earlier than the start of the activity's date.
+
+A training adds `training.person_hours`: participants × its class hours by the class-hour
+rule (`huibao_contracts.class_hours.ClassHourRules`, the rollup's settings), computed in
+decimal so sums stay exact.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +33,7 @@ from huibao_contracts.activities import (
     VOLUNTEER_TYPE,
 )
 from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.class_hours import DEFAULT_CLASS_HOURS, ClassHourRules
 from huibao_contracts.periods import Period
 from huibao_rollup.domain.model import Contribution, Number
 
@@ -81,6 +87,7 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
             "outreach.present": "present",
             "outreach.responses": "responses",
             "outreach.satisfied": "satisfied",
+            "outreach.good": "good",
         }
     ),
     VOLUNTEER_TYPE: _fields(
@@ -88,6 +95,7 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
             "volunteer.activities": "=1",
             "volunteer.volunteers": "volunteers",
             "volunteer.served": "served",
+            "volunteer.hours": "hours",
         }
     ),
     FEEDBACK_COLLECTED_TYPE: _fields(**{"feedback.collected": "items"}),
@@ -97,10 +105,28 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Contribution]] = {
 }
 """Every activity type other than the Party Day, with the metrics it adds to."""
 
+PERSON_HOURS = "training.person_hours"
+
 METRICS: tuple[str, ...] = tuple(
-    dict.fromkeys([*PARTY_DAY_METRICS, *(m for rule in RULES.values() for m in rule({}))])
+    dict.fromkeys(
+        [*PARTY_DAY_METRICS, *(m for rule in RULES.values() for m in rule({})), PERSON_HOURS]
+    )
 )
 """Every metric a contribution may name."""
+
+
+def _exact(value: Number) -> Decimal:
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def person_hours(data: Mapping[str, Any], rules: ClassHourRules) -> Number:
+    """Participants × class hours of a training payload (an int when integral)."""
+    duration = data.get("duration") or "hours"
+    days = data.get("days", 1)
+    days = days if isinstance(days, int) and not isinstance(days, bool) else 1
+    hours = rules.class_hours(duration, _exact(_num(data, "hours")), days)
+    value = _exact(_num(data, "participants")) * hours
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def is_known_type(event_type: str) -> bool:
@@ -159,11 +185,13 @@ def contribution(
     retracted: bool,
     on_time: bool | None,
     expected: bool = True,
+    class_hours: ClassHourRules = DEFAULT_CLASS_HOURS,
 ) -> Contribution:
     """The metric amounts one revision of an activity adds; empty when retracted.
 
     `expected` (Party Days only): whether the unit was expected to hold it that month; a
-    report of a unit not expected adds `party_day.unexpected`, not held, on time or late."""
+    report of a unit not expected adds `party_day.unexpected`, not held, on time or late.
+    `class_hours` (trainings only): the rule turning its length into class hours."""
     if retracted:
         return {}
     if event_type == PARTY_DAY:
@@ -178,6 +206,8 @@ def contribution(
     else:
         rule = RULES.get(event_type)
         amounts = rule(data) if rule else {}
+        if event_type == TRAINING_TYPE:
+            amounts[PERSON_HOURS] = person_hours(data, class_hours)
     return {m: v for m, v in amounts.items() if v}
 
 

@@ -1,10 +1,13 @@
 """Metric values as the API shows them: sums, ratios and tree-derived counts.
 
-Sums come from the aggregates; ratios divide two sums at query time (None when the
-denominator is 0); tree metrics come from the tree in force: `party_day.expected` counts
-the branches active on each month's Party Day (summed over the months of the period whose
-Party Day figures count, `domain.completeness.due_months`), `orgunits.branches` and
-`members.total` the active branches and their members at the period's end.
+Sums come from the aggregates; ratios divide two values of the same node and period at
+query time, a sum by a sum or by a tree metric (`party_day.reporting_rate` = held /
+expected), never an average of the children's ratios; None when the denominator is 0
+(JSON null, an empty CSV cell); tree metrics come from the tree in force:
+`party_day.expected` counts the branches active on each month's Party Day (summed over
+the months of the period whose Party Day figures count, `domain.completeness.due_months`),
+`orgunits.branches` and `members.total` the active branches and their members at the
+period's end.
 """
 
 from __future__ import annotations
@@ -65,19 +68,32 @@ _PUBLIC = tuple(
     (m.name, m.kind, m.numerator or "", m.denominator or "") for m in CATALOGUE if not m.internal
 )
 _ZERO = Decimal(0)
+_TREE = frozenset(m.name for m in CATALOGUE if m.kind is MetricKind.TREE)
+
+
+def ratio(numerator: Decimal | int, denominator: Decimal | int) -> float | None:
+    """`numerator` / `denominator` rounded to 6 places; None when the denominator is 0."""
+    if not denominator:
+        return None
+    return round(float(Decimal(numerator) / Decimal(denominator)), 6)
 
 
 def public_metrics(sums: Mapping[str, Decimal], tree_values: Mapping[str, int]) -> dict[str, Value]:
     """Every public metric of the catalogue, in catalogue order."""
     out: dict[str, Value] = {}
     get = sums.get
+
+    def operand(metric: str) -> Decimal | int:
+        if metric in _TREE:
+            return tree_values.get(metric, 0)
+        return get(metric, _ZERO)
+
     for name, kind, numerator, denominator in _PUBLIC:
         if kind is MetricKind.SUM:
             value = get(name)
             out[name] = 0 if value is None else number(value)
         elif kind is MetricKind.RATIO:
-            den = get(denominator, _ZERO)
-            out[name] = round(float(get(numerator, _ZERO) / den), 6) if den else None
+            out[name] = ratio(operand(numerator), operand(denominator))
         else:
             out[name] = tree_values.get(name, 0)
     return out

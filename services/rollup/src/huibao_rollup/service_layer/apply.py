@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from huibao_contracts.calendar import CalendarRules
+from huibao_contracts.class_hours import DEFAULT_CLASS_HOURS, ClassHourRules
 from huibao_contracts.orgunits import OrgUnitChange
 from huibao_platform import metrics
 from huibao_platform.logs import get_logger
@@ -104,10 +105,17 @@ ApplyResult = Applied | Fenced
 class Applier:
     """Applies events and tree changes to storage and the in-memory tree."""
 
-    def __init__(self, storage: Storage, tree: Tree, rules: CalendarRules) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        tree: Tree,
+        rules: CalendarRules,
+        class_hours: ClassHourRules = DEFAULT_CLASS_HOURS,
+    ) -> None:
         self.storage = storage
         self.tree = tree
         self.rules = rules
+        self.class_hours = class_hours
         self.tree_lock = asyncio.Lock()
         """Serialises tree changes with batches, so a batch sees one tree throughout."""
         self._pending: list[tuple[str, dt.date]] = []
@@ -144,7 +152,7 @@ class Applier:
                         raise FencedError(fenced)  # noqa: TRY301 (rolls the transaction back)
                     stored = await uow.lock_facts([e.activity_id for e in events])
                     timer.lap("read")
-                    fold = Fold(self.rules, self.tree, stored)
+                    fold = Fold(self.rules, self.tree, stored, self.class_hours)
                     outcomes = Counter(fold.apply(e) for e in events)
                     rows = fold.deltas.rows()
                     changed = fold.changed.values()
