@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from huibao_platform import db, metrics
+from huibao_platform import db, metrics, tracing
 from huibao_platform.auth import Principal, TokenStore
 from huibao_platform.errors import (
     BrokerUnavailableError,
@@ -173,6 +173,8 @@ def install_common(app: FastAPI, service: str, ready_checks: dict[str, ReadyChec
         return JSONResponse(error_body("body", "unstorable", str(exc)), status_code=422)
 
     app.add_middleware(CanonicalLogMiddleware, app_routes=app)
+    # outermost: the request's span is current for everything the request logs and does
+    app.add_middleware(tracing.TracingMiddleware, route_of=lambda scope: route_template(app, scope))
     install_openapi(app)
 
 

@@ -36,8 +36,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from asyncpg.pool import PoolConnectionProxy
+from opentelemetry.trace import SpanKind
 
-from huibao_platform import metrics
+from huibao_platform import metrics, tracing
 from huibao_platform.kafka import CachedPartitioner, Record, publish_batches
 from huibao_platform.logs import get_logger
 
@@ -256,7 +257,17 @@ class OutboxRelay:
             if epoch := self._epochs.get(r["topic"]):
                 headers.append((EPOCH_HEADER, str(epoch).encode()))
             records.append((self._prefix + r["topic"], r["key"], r["value"], headers))
-        batches = await publish_batches(self._producer, records, self._partitioner, ack_timeout=30)
+        with tracing.batch_span(
+            f"publish {self._prefix}{rows[0]['topic']}" if rows else "publish",
+            SpanKind.PRODUCER,
+            lambda: tracing.messaging_attributes(
+                "publish", self._prefix + rows[0]["topic"] if rows else "", len(rows)
+            ),
+            lambda: (tracing.extract(r["headers"]) for r in rows),
+        ):
+            batches = await publish_batches(
+                self._producer, records, self._partitioner, ack_timeout=30
+            )
         return [
             _Placed(
                 rows[b.records[0]]["topic"],

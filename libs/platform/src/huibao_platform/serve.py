@@ -15,6 +15,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from huibao_platform import tracing
 from huibao_platform.errors import StartupRefusedError, StorageUnavailableError
 from huibao_platform.logs import get_logger
 from huibao_platform.settings import CommonSettings
@@ -147,4 +148,9 @@ def serve(app: FastAPI, settings: CommonSettings, graceful_seconds: int = 20) ->
     tune_gc(app, settings.gc_threshold)
     tell_startup_failure(app)
     signal.signal(signal.SIGTERM, _drained)
-    uvicorn.Server(config).run()
+    service = app.title.lower().replace(" ", "-")  # "Huibao rollup" -> huibao-rollup
+    tracing.configure(settings, service, package_version(service))
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        tracing.shutdown()  # flushes the spans still queued

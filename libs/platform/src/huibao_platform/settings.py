@@ -101,6 +101,27 @@ class CommonSettings(BaseSettings):
         description="CPython's young-generation GC threshold; the heap present after "
         "start-up is frozen out of collections (0: CPython's defaults).",
     )
+    tracing_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "HUIBAO_TRACING_ENDPOINT"),
+        pattern=r"^https?://\S+$",
+        description="Base URL of an OTLP/HTTP collector (OTEL_EXPORTER_OTLP_ENDPOINT, e.g. "
+        "http://otel-collector:4318); traces go to its /v1/traces. Unset: no tracing at all "
+        "(no provider installed, no trace headers added).",
+    )
+    tracing_exporter: Literal["otlp", "none"] = Field(
+        default="otlp",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "HUIBAO_TRACING_EXPORTER"),
+        description="Trace exporter (OTEL_TRACES_EXPORTER): `otlp` (over HTTP, when an "
+        "endpoint is set) or `none` to turn tracing off with the endpoint still set.",
+    )
+    tracing_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded (HUIBAO_TRACING_SAMPLE_RATIO); a request or "
+        "record with a `traceparent` follows its sampled flag.",
+    )
     lag_poll_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -27,7 +27,7 @@ from fastapi import FastAPI, HTTPException
 from faststream.kafka import KafkaBroker
 
 from huibao_contracts import topics
-from huibao_platform import db
+from huibao_platform import db, tracing
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.errors import BrokerUnavailableError, StartupRefusedError
@@ -281,6 +281,7 @@ def build_app(settings: ReportingSettings, adapters: Adapters | None = None) -> 
         version="1.0.0",
         description="The front door: activity intake over HTTP and Kafka, and the org-unit "
         'registry. Errors answer `{"errors": [{"field", "reason", "message"}]}`.',
+        telemetry=tracing.FASTAPI_TELEMETRY,  # the platform's middleware traces requests
         lifespan=lifespan,
     )
 

@@ -22,7 +22,7 @@ import httpx
 from fastapi import FastAPI, HTTPException
 
 from huibao_contracts.topics import CYCLE_EVENTS, FEEDBACK_ISSUED, NOTIFICATIONS
-from huibao_platform import db, kafka
+from huibao_platform import db, kafka, tracing
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, ManualClock, SystemClock
 from huibao_platform.http import (
@@ -231,6 +231,7 @@ def build_app(
 
     app = FastAPI(
         title="Huibao scheduler",
+        telemetry=tracing.FASTAPI_TELEMETRY,  # the platform's middleware traces requests
         version="0.1.0",
         lifespan=lifespan,
         description="The calendar: Party Day cycles, notifications, quarterly feedback.",

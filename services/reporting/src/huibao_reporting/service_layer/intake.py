@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from opentelemetry.trace import SpanContext, SpanKind
 
 from huibao_contracts import topics
 from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE
 from huibao_contracts.rejects import FieldError, Reason
-from huibao_platform import metrics
+from huibao_platform import metrics, tracing
 from huibao_platform.errors import UnstorableValueError
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRecord
@@ -91,7 +92,19 @@ class Intake:
         """Rule on every submission; store the accepted ones unless `dry_run`.
 
         `scope` is the unit of the caller's token (None: the whole tree, as for Kafka).
+        Traced as one `intake {channel}` span linked to the events' own `traceparent`s.
         """
+        with tracing.batch_span(
+            f"intake {channel}",
+            SpanKind.INTERNAL,
+            lambda: {"huibao.channel": channel, "huibao.batch.event_count": len(submissions)},
+            lambda: map(event_context, submissions),
+        ):
+            return await self._submit(submissions, channel, scope, dry_run)
+
+    async def _submit(
+        self, submissions: Sequence[Submission], channel: str, scope: str | None, dry_run: bool
+    ) -> list[EventResult]:
         results = [EventResult(i, *s.ident()) for i, s in enumerate(submissions)]
         parsed: dict[int, ParsedEvent] = {}
         for i, s in enumerate(submissions):
@@ -207,14 +220,35 @@ class Intake:
         return records
 
 
+def event_context(sub: Submission) -> SpanContext | None:
+    """The trace context an event names: its `traceparent` attribute (structured, or
+    `ce_traceparent` in binary mode), else a `traceparent` Kafka header."""
+    if isinstance(sub.body, dict) and isinstance(tp := sub.body.get("traceparent"), str):
+        return tracing.span_context(tp)
+    return tracing.extract(sub.headers) if sub.headers else None
+
+
+_ACCEPTED_HEADERS = (("content-type", STRUCTURED_CONTENT_TYPE),)
+
+
 def accepted_record(accepted: AcceptedEvent) -> OutboxRecord:
-    """The `huibao.activity.accepted` record of an accepted event, keyed by its unit."""
+    """The `huibao.activity.accepted` record of an accepted event, keyed by its unit.
+
+    With tracing on it carries a `traceparent` header: the event's own (the CloudEvents
+    tracing extension names where the event was made), else the intake span's, so the
+    relay and the rollup link their spans to it."""
     event = accepted.event
+    headers: tuple[tuple[str, str], ...] = _ACCEPTED_HEADERS
+    if tracing.enabled():
+        ctx = tracing.span_context(event.envelope.traceparent)
+        tp = tracing.format_traceparent(ctx) if ctx else tracing.inject()
+        if tp:
+            headers = (*headers, ("traceparent", tp))
     return OutboxRecord(
         topics.ACTIVITY_ACCEPTED,
         event.subject.encode(),
         orjson.dumps(normalised(event, accepted.received, accepted.data)),
-        (("content-type", STRUCTURED_CONTENT_TYPE),),
+        headers,
     )
 
 

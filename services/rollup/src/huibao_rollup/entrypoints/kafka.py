@@ -19,9 +19,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 
 from huibao_contracts.orgunits import OrgUnitChange
 from huibao_contracts.rejects import FieldError, Reason
+from huibao_platform import tracing
 from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
 from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
@@ -121,16 +123,24 @@ async def apply_batch(
     for p in batch:
         positions[p.partition] = (p.offset, p.key)
     events = [p.event for p in batch if p.event is not None]
-    async with source.lock:
-        if source.generation != generation or not all(source.owns(p) for p in positions):
-            await source.reposition()
-            return None
-        expected = {p: source.expected(p) for p in positions}
-        result = await applier.apply(source.topic, events, positions, expected, records=len(batch))
-        if isinstance(result, Fenced):
-            await source.reposition(result.partitions)
-            return None
-        source.applied(positions)
+    with tracing.batch_span(
+        f"process {source.topic}",
+        SpanKind.CONSUMER,
+        lambda: tracing.messaging_attributes("process", source.topic, len(batch)),
+        lambda: (tracing.extract(p.record.headers) for p in batch if p.record is not None),
+    ):
+        async with source.lock:
+            if source.generation != generation or not all(source.owns(p) for p in positions):
+                await source.reposition()
+                return None
+            expected = {p: source.expected(p) for p in positions}
+            result = await applier.apply(
+                source.topic, events, positions, expected, records=len(batch)
+            )
+            if isinstance(result, Fenced):
+                await source.reposition(result.partitions)
+                return None
+            source.applied(positions)
     return positions
 
 
