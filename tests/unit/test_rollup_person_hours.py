@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+import huibao_dashboard
 from huibao_contracts.activities import TRAINING_TYPE, TrainingDuration, TrainingHeld
 from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.class_hours import DEFAULT_CLASS_HOURS, ClassHourRules
@@ -208,3 +211,11 @@ def test_reporting_rate_divides_held_by_the_tree_expected() -> None:
     )
     assert got["party_day.reporting_rate"] == 0.75
     assert got["party_day.on_time_rate"] == round(2 / 3, 6)
+
+
+def test_the_dashboard_labels_every_public_metric_in_chinese_and_english() -> None:
+    i18n = (Path(huibao_dashboard.__file__).parent / "static" / "i18n.js").read_text("utf-8")
+    zh, en = i18n.split("\n  en: {", 1)
+    for name, block in (("zh", zh), ("en", en)):
+        labels = set(re.findall(r'"m\.([a-z_.]+)":', block))
+        assert set(PUBLIC) <= labels, (name, sorted(set(PUBLIC) - labels))
