@@ -240,8 +240,7 @@ def accepted_record(accepted: AcceptedEvent) -> OutboxRecord:
     event = accepted.event
     headers: tuple[tuple[str, str], ...] = _ACCEPTED_HEADERS
     if tracing.enabled():
-        ctx = tracing.span_context(event.envelope.traceparent)
-        tp = tracing.format_traceparent(ctx) if ctx else tracing.inject()
+        tp = tracing.valid_traceparent(event.envelope.traceparent) or tracing.inject()
         if tp:
             headers = (*headers, ("traceparent", tp))
     return OutboxRecord(

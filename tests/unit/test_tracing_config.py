@@ -60,6 +60,8 @@ def test_extract_reads_strings_and_headers() -> None:
         "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
     ):
         assert tracing.extract(bad) is None, bad
+        assert tracing.valid_traceparent(bad) is None, bad
+    assert tracing.valid_traceparent(TP.upper()) == TP
     assert tracing.extract([("traceparent", None)]) is None
     assert tracing.extract(None) is None
 
