@@ -25,10 +25,14 @@ from typing import Any
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, Span, Status, StatusCode, TraceFlags
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huibao_platform.settings import CommonSettings
+
+SpanContext = trace.SpanContext
+"""A span's identity (re-exported: the services import tracing names from here only)."""
+SpanKind = trace.SpanKind
 
 TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 """A W3C `traceparent` (version, trace id, parent span id, flags)."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from opentelemetry.trace import SpanContext, SpanKind
 
 from huibao_contracts import topics
 from huibao_contracts.envelope import STRUCTURED_CONTENT_TYPE
@@ -29,6 +28,7 @@ from huibao_platform import metrics, tracing
 from huibao_platform.errors import UnstorableValueError
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import OutboxRecord
+from huibao_platform.tracing import SpanContext, SpanKind
 from huibao_reporting.domain.checks import IntakeRules, check_event
 from huibao_reporting.domain.decisions import Status, decide
 from huibao_reporting.domain.events import ParsedEvent, Submission, normalised, parse_event

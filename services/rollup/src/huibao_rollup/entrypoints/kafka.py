@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka.errors import KafkaError
-from opentelemetry.trace import SpanKind
 
 from huibao_contracts.orgunits import OrgUnitChange
 from huibao_contracts.rejects import FieldError, Reason
@@ -27,6 +26,7 @@ from huibao_platform import tracing
 from huibao_platform.errors import BrokerUnavailableError, StorageUnavailableError
 from huibao_platform.lag import LagMonitor
 from huibao_platform.logs import get_logger
+from huibao_platform.tracing import SpanKind
 from huibao_rollup.adapters.kafka_events import EventSource, Polled
 from huibao_rollup.adapters.kafka_rejects import RejectSink
 from huibao_rollup.adapters.kafka_tree import TreeFeed
