@@ -121,25 +121,26 @@ async def test_accepted_events_wait_in_the_outbox_while_kafka_is_away(
     import httpx
     from tests.service.reporting_support import ADMIN
 
-    from huibao_reporting.bootstrap import build_app
+    from huibao_reporting.bootstrap import build_adapters, build_app
 
-    app = build_app(broken)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://r",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        ) as client,
-    ):
-        assert (await client.put("/v1/orgunits", json=units)).status_code == 200
-        events = [
-            cloudevent(PD, u["id"], pd(f"{p}-{i}"), id=f"{p}-{i}")
-            for i, u in enumerate(x for x in units if x["level"] == "branch")
-        ]
-        r = await client.post("/v1/events", json=events)
-        assert r.json()["accepted"] == 2
-        assert (await client.get("/health/ready")).status_code == 503
+    async with build_adapters(broken) as adapters:
+        app = build_app(broken, adapters)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://r",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ) as client,
+        ):
+            assert (await client.put("/v1/orgunits", json=units)).status_code == 200
+            events = [
+                cloudevent(PD, u["id"], pd(f"{p}-{i}"), id=f"{p}-{i}")
+                for i, u in enumerate(x for x in units if x["level"] == "branch")
+            ]
+            r = await client.post("/v1/events", json=events)
+            assert r.json()["accepted"] == 2
+            assert (await client.get("/health/ready")).status_code == 503
     tap = TopicTap(infra.bootstrap_servers, (ACCEPTED, "huibao.orgunit.changes"))
     await tap.start()
     try:
