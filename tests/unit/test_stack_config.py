@@ -98,6 +98,13 @@ def test_every_launcher_setting_is_described() -> None:
         assert info.description, name
 
 
+def test_the_launcher_settings_never_show_a_secret() -> None:
+    url = "postgresql://huibao:pg-Secret@db.example:5432/huibao"
+    settings = LauncherSettings.read({"DATABASE_URL": url, "HUIBAO_ADMIN_TOKEN": "tok-Secret"})
+    assert settings.database_url == url
+    assert "Secret" not in repr(settings)
+
+
 def test_unknown_services_are_refused() -> None:
     with pytest.raises(StackError, match="unknown services"):
         EmbeddedStack(services=("reporting", "dashboard"))

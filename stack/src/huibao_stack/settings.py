@@ -55,6 +55,7 @@ class LauncherSettings(BaseSettings):
     admin_token: str | None = Field(
         default=None,
         validation_alias="HUIBAO_ADMIN_TOKEN",
+        repr=False,
         description="The services' admin token (HUIBAO_ADMIN_TOKEN; default the development "
         "token, usable on loopback only); `huibao status` sends it.",
     )
@@ -66,6 +67,7 @@ class LauncherSettings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias="DATABASE_URL",
+        repr=False,
         description="An external PostgreSQL instead of the embedded one (DATABASE_URL); "
         "`huibao token create`, `verify` and `rebuild` use it.",
     )
