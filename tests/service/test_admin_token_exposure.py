@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN, CommonSettings
-from huibao_stack.children import free_port
+from huibao_stack.processes import free_port
 from huibao_stack.infra import Infrastructure
 from huibao_stack.services import ServiceProcess
 

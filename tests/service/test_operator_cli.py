@@ -139,7 +139,7 @@ async def test_unreachable_postgres_is_named_and_given_up_on(tmp_path: Path) -> 
 
 
 def free_port() -> int:
-    from huibao_stack.children import free_port as pick
+    from huibao_stack.processes import free_port as pick
 
     return pick()
 

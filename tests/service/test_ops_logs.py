@@ -197,7 +197,7 @@ async def test_logs_are_json_canonical_and_free_of_members_and_tokens(
         assert starts, f"no launcher line in {name}'s log"
         for line in starts:
             assert line["service.name"] == "launcher", line
-            assert line["log.logger"] == "huibao_stack.children", line
+            assert line["log.logger"] == "huibao_stack.processes", line
             assert line["huibao.child"].startswith(name), line
         assert lines[0] in starts, f"{name}'s log does not start with the launcher's line"
         # every other line is the service's own, under its name

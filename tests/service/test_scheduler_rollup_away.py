@@ -11,7 +11,7 @@ from tests.support.shanghai import at
 from tests.support.tree import build_city
 
 from huibao_platform.clock import ManualClock
-from huibao_stack.children import free_port
+from huibao_stack.processes import free_port
 
 pytestmark = [pytest.mark.stack]
 

@@ -382,7 +382,7 @@ EXTERNAL_SETTINGS = {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"}
     not SERVICES_WRITTEN, reason="needs huibao_reporting/rollup/scheduler __main__ modules"
 )
 def test_huibao_up_serves_and_leaves_nothing_behind_after_sigint(tmp_path: Path) -> None:
-    from huibao_stack.children import free_port
+    from huibao_stack.processes import free_port
 
     ports = {name: free_port() for name in ("reporting", "rollup", "scheduler")}
     env = {

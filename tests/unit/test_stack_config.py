@@ -16,7 +16,7 @@ from tests.support.waits import wait_until
 
 from huibao_contracts.envelope import CloudEvent
 from huibao_contracts.orgunits import OrgUnit
-from huibao_stack.children import Child, free_port, port_is_free, tail
+from huibao_stack.processes import Child, free_port, port_is_free, tail
 from huibao_stack.cli import main
 from huibao_stack.errors import StackError
 from huibao_stack.infra import replace_database

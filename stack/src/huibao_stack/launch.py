@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
-from huibao_stack.children import kill_all
+from huibao_stack.processes import kill_all
 from huibao_stack.stack import EmbeddedStack
 
 

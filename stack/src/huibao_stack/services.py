@@ -12,7 +12,7 @@ from typing import IO
 
 import httpx
 
-from huibao_stack.children import Child, tail
+from huibao_stack.processes import Child, tail
 from huibao_stack.errors import StartupError
 
 SERVICES: tuple[str, ...] = ("reporting", "rollup", "scheduler")

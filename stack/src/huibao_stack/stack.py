@@ -9,7 +9,7 @@ KAFKA_BOOTSTRAP_SERVERS in the environment switch the embedded parts off. Everyt
 reads from the environment is a field of `huibao_stack.settings.LauncherSettings`, read
 once; the children get that environment, plus what the launcher adds, explicitly.
 
-No process outlives the stack: see `huibao_stack.children`. Children must be started from
+No process outlives the stack: see `huibao_stack.processes`. Children must be started from
 the thread that runs the launcher's event loop (the main thread in practice).
 """
 
@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import IO
 
 from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
-from huibao_stack.children import free_port, port_is_free
+from huibao_stack.processes import free_port, port_is_free
 from huibao_stack.errors import StackError
 from huibao_stack.infra import Infrastructure, run_together
 from huibao_stack.services import SERVICES, ServiceProcess

@@ -26,7 +26,7 @@ from typing import Protocol
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from huibao_stack.children import tail
+from huibao_stack.processes import tail
 from huibao_stack.errors import StackError
 
 log = structlog.get_logger("huibao.stack.supervisor")
