@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN, CommonSettings
-from huibao_stack.processes import free_port
 from huibao_stack.infra import Infrastructure
+from huibao_stack.processes import free_port
 from huibao_stack.services import ServiceProcess
 
 DEAD_DATABASE = "postgresql://nobody:x@127.0.0.1:9/nothing"

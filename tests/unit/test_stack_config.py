@@ -16,10 +16,10 @@ from tests.support.waits import wait_until
 
 from huibao_contracts.envelope import CloudEvent
 from huibao_contracts.orgunits import OrgUnit
-from huibao_stack.processes import Child, free_port, port_is_free, tail
 from huibao_stack.cli import main
 from huibao_stack.errors import StackError
 from huibao_stack.infra import replace_database
+from huibao_stack.processes import Child, free_port, port_is_free, tail
 from huibao_stack.settings import LauncherSettings
 from huibao_stack.stack import DEFAULT_ADMIN_TOKEN, EmbeddedStack, default_data_dir, fixed_ports
 

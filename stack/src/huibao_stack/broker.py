@@ -17,8 +17,8 @@ from huibao_platform.errors import BrokerUnavailableError
 from huibao_platform.kafka import TopicState, broker_reachable
 from huibao_platform.kafka import create_topics as create_huibao_topics
 from huibao_platform.settings import TopicSettings
-from huibao_stack.processes import Child, OwnedServer, free_port, port_is_free, tail
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
+from huibao_stack.processes import Child, OwnedServer, free_port, port_is_free, tail
 
 log = logging.getLogger("huibao.stack.broker")
 

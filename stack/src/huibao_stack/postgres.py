@@ -25,10 +25,10 @@ from pathlib import Path
 import asyncpg
 
 from huibao_stack import credentials, pg_migrate, pg_runtime
-from huibao_stack.processes import Child, OwnedServer, free_port, tail
 from huibao_stack.credentials import SERVICE_ROLE, SUPERUSER, Passwords
 from huibao_stack.errors import EmbeddedUnavailableError, StartupError
 from huibao_stack.pg_runtime import SYSTEM_USER, Account
+from huibao_stack.processes import Child, OwnedServer, free_port, tail
 
 __all__ = ["SYSTEM_USER", "EmbeddedPostgres", "binaries"]
 

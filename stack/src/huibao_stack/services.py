@@ -12,8 +12,8 @@ from typing import IO
 
 import httpx
 
-from huibao_stack.processes import Child, tail
 from huibao_stack.errors import StartupError
+from huibao_stack.processes import Child, tail
 
 SERVICES: tuple[str, ...] = ("reporting", "rollup", "scheduler")
 """Every service, in start-up order."""

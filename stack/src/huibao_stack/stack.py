@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import IO
 
 from huibao_platform.settings import DEVELOPMENT_ADMIN_TOKEN
-from huibao_stack.processes import free_port, port_is_free
 from huibao_stack.errors import StackError
 from huibao_stack.infra import Infrastructure, run_together
+from huibao_stack.processes import free_port, port_is_free
 from huibao_stack.services import SERVICES, ServiceProcess
 from huibao_stack.settings import LauncherSettings
 from huibao_stack.supervise import Part, StackMetrics, Supervisor, serve_metrics

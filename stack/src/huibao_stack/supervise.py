@@ -26,8 +26,8 @@ from typing import Protocol
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from huibao_stack.processes import tail
 from huibao_stack.errors import StackError
+from huibao_stack.processes import tail
 
 log = structlog.get_logger("huibao.stack.supervisor")
 
