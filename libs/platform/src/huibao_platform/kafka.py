@@ -9,12 +9,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from huibao_contracts import topics
+from huibao_platform import metrics
 from huibao_platform.errors import BrokerUnavailableError, StartupRefusedError
 from huibao_platform.logs import get_logger
 from huibao_platform.settings import CommonSettings, TopicSettings
@@ -304,3 +305,55 @@ async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bo
 def partitions_of(topic: str, count: int) -> list[TopicPartition]:
     """Every partition of a topic."""
     return [TopicPartition(topic, p) for p in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetReset:
+    """A partition read again from its beginning: the position found beyond its end."""
+
+    tp: TopicPartition
+    position: int
+    high_watermark: int
+
+
+async def reset_beyond_end(
+    consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition], *, within: float = 5.0
+) -> list[OffsetReset]:
+    """Seek to the beginning every partition of `tps` whose position lies beyond its end,
+    logged (`consumer_offset_reset`) and counted (`huibao_consumer_offset_reset_total`).
+
+    A broker that came back empty (the embedded one keeps topics in memory) starts its
+    partitions at offset 0 again, while a consumer that ran across the restart, or that
+    resumed from an offset committed into the new broker by one that did, goes on at its
+    old position. Kafka would answer OFFSET_OUT_OF_RANGE and the consumer would apply
+    `auto_offset_reset`; Tansu answers an empty fetch, so records produced after the
+    restart below that position would be skipped. This is `auto_offset_reset="earliest"`
+    for one partition, decided from the high watermark of the last fetch response
+    (Tansu's ListOffsets answers the base of the last batch + 1, not the end). Partitions
+    not fetched yet, or no longer assigned, are left alone. Call it on a timer from the
+    task that owns the consumer, or beside its fetch loop (a seek there is safe: what was
+    fetched for the old position is dropped).
+    """
+    reset: list[OffsetReset] = []
+    for tp in tps:
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            async with asyncio.timeout(within):
+                position = await consumer.position(tp)
+        except (KafkaError, TimeoutError):
+            continue  # revoked meanwhile, or its position is being reset already
+        if position <= high:
+            continue
+        await consumer.seek_to_beginning(tp)
+        metrics.CONSUMER_OFFSET_RESET.labels(tp.topic).inc()
+        log.warning(
+            "consumer_offset_reset",
+            topic=tp.topic,
+            partition=tp.partition,
+            position=position,
+            high_watermark=high,
+        )
+        reset.append(OffsetReset(tp, position, high))
+    return reset

@@ -44,6 +44,12 @@ CONSUMER_LAG = Gauge(
     " (from the broker's end offsets, on a timer).",
     ["topic", "partition", "group"],
 )
+CONSUMER_OFFSET_RESET = Counter(
+    "huibao_consumer_offset_reset",
+    "Times a consumer found its position beyond the end of a partition (the broker came back"
+    " empty) and read that partition again from its beginning.",
+    ["topic"],
+)
 CONSUMER_PROGRESS_AGE = Gauge(
     "huibao_consumer_progress_age_seconds",
     "Seconds since the consumer's position on the partition last moved or its lag was 0.",

@@ -42,7 +42,7 @@ from huibao_reporting.adapters.registry_cache import RegistryCache
 from huibao_reporting.adapters.registry_repo import PgRegistryStore
 from huibao_reporting.domain.checks import IntakeRules
 from huibao_reporting.entrypoints.events_api import events_router
-from huibao_reporting.entrypoints.kafka import build_broker
+from huibao_reporting.entrypoints.kafka import build_broker, watch_positions
 from huibao_reporting.entrypoints.orgunits_api import orgunits_router
 from huibao_reporting.entrypoints.tokens_api import tokens_router
 from huibao_reporting.service_layer.intake import Intake
@@ -151,11 +151,14 @@ async def _start_kafka(
             fault_pause=settings.relay_fault_pause_ms / 1000,
         )
         relay_task = asyncio.create_task(side.relay.run(stop), name="outbox-relay")
+        # an emptied broker: an intake consumer beyond a partition's end reads it again
+        positions = asyncio.create_task(watch_positions(brokers, stop), name="intake-positions")
         side.ready.set()
         side.intake_brokers = brokers
         log.info("kafka_started", intake_consumers=len(brokers))
         await stop.wait()
         side.intake_brokers = []
+        await positions
         for broker in brokers:
             await broker.stop()
         await relay_task
@@ -278,10 +281,10 @@ def build_app(settings: ReportingSettings, adapters: Adapters | None = None) -> 
 
     app = FastAPI(
         title="Huibao reporting",
+        telemetry=tracing.FASTAPI_TELEMETRY,  # the platform's middleware traces requests
         version="1.0.0",
         description="The front door: activity intake over HTTP and Kafka, and the org-unit "
         'registry. Errors answer `{"errors": [{"field", "reason", "message"}]}`.',
-        telemetry=tracing.FASTAPI_TELEMETRY,  # the platform's middleware traces requests
         lifespan=lifespan,
     )
 

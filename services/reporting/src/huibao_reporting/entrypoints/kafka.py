@@ -10,6 +10,7 @@ message never stops the partition or the service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -27,7 +28,7 @@ from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from huibao_contracts import topics
 from huibao_contracts.rejects import FieldError, Reason
 from huibao_platform.errors import StorageUnavailableError
-from huibao_platform.kafka import security
+from huibao_platform.kafka import reset_beyond_end, security
 from huibao_platform.logs import get_logger
 from huibao_reporting.adapters.kafka_records import submission_from_record
 from huibao_reporting.domain.events import Submission
@@ -141,6 +142,33 @@ class KafkaIntake:
             except Exception:
                 log.exception("kafka_intake_record_dropped", key=sub.key)
         return True
+
+
+OFFSET_CHECK_SECONDS = 5.0
+"""How often the intake consumers' positions are compared with their partitions' ends."""
+
+
+async def watch_positions(
+    brokers: Sequence[KafkaBroker], stop: asyncio.Event, every: float = OFFSET_CHECK_SECONDS
+) -> None:
+    """Until `stop`: every `every` seconds, read again from its beginning each partition an
+    intake consumer is positioned beyond the end of (`huibao_platform.kafka.reset_beyond_end`):
+    after the broker came back empty, nothing submitted to it is skipped. The events read
+    twice (those that were also in the old log) are caught as duplicates."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return
+        for broker in brokers:
+            for sub in broker.subscribers:
+                consumer = getattr(sub, "consumer", None)
+                if consumer is None:
+                    continue
+                try:
+                    await reset_beyond_end(consumer, sorted(consumer.assignment()))
+                except KafkaError as e:  # the broker away: the next round asks again
+                    log.info("intake_position_check_failed", error=str(e))
 
 
 def build_broker(settings: ReportingSettings, intake: Callable[[], Intake]) -> KafkaBroker:

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 
 from huibao_contracts.rejects import FieldError
 from huibao_contracts.topics import ACTIVITY_ACCEPTED
-from huibao_platform.kafka import client_options
+from huibao_platform.kafka import client_options, reset_beyond_end
 from huibao_platform.logs import get_logger
 from huibao_platform.outbox import EPOCH_HEADER
 from huibao_rollup.adapters.codec import decode_event, record_key
@@ -198,30 +198,19 @@ class EventSource:
 
     async def check_lost(self) -> None:
         """A partition whose high watermark fell below our position lost its data (the
-        broker restarted empty): read it again from the beginning. Call with `lock` held.
-
-        The high watermark comes from fetch responses: Tansu's ListOffsets answers the
-        base offset of the last record batch + 1, which is not the end of the partition.
-        """
-        for partition, part in self._parts.items():
-            tp = TopicPartition(self.topic, partition)
-            high = self._consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                position = await self._consumer.position(tp)
-            except KafkaError:
-                continue
-            if position > high:
-                log.warning(
-                    "broker_lost_data",
-                    topic=self.topic,
-                    partition=partition,
-                    position=position,
-                    high_watermark=high,
-                )
+        broker restarted empty): read it again from the beginning (the platform's
+        `reset_beyond_end`, which counts it). Call with `lock` held."""
+        tps = [TopicPartition(self.topic, p) for p in sorted(self._parts)]
+        for reset in await reset_beyond_end(self._consumer, tps):
+            log.warning(
+                "broker_lost_data",
+                topic=self.topic,
+                partition=reset.tp.partition,
+                position=reset.position,
+                high_watermark=reset.high_watermark,
+            )
+            if (part := self._parts.get(reset.tp.partition)) is not None:
                 part.verify = None
-                await self._consumer.seek_to_beginning(tp)
 
     async def ack(self, positions: dict[int, tuple[int, str]]) -> None:
         """Commit to Kafka what PostgreSQL committed (best effort, never read back)."""
