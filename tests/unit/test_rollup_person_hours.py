@@ -17,6 +17,8 @@ from huibao_contracts.calendar import CalendarRules
 from huibao_contracts.class_hours import DEFAULT_CLASS_HOURS, ClassHourRules
 from huibao_contracts.metrics import BY_NAME, PUBLIC, SUMS, MetricKind
 from huibao_contracts.orgunits import OrgUnitChange
+from huibao_contracts.rejects import Reason
+from huibao_reporting.domain.events import ParsedEvent, parse_event
 from huibao_rollup.domain import contribution as contrib
 from huibao_rollup.domain.aggregation import SLOTS, Fold
 from huibao_rollup.domain.model import ActivityEvent
@@ -219,3 +221,20 @@ def test_the_dashboard_labels_every_public_metric_in_chinese_and_english() -> No
     for name, block in (("zh", zh), ("en", en)):
         labels = set(re.findall(r'"m\.([a-z_.]+)":', block))
         assert set(PUBLIC) <= labels, (name, sorted(set(PUBLIC) - labels))
+
+
+def test_reporting_refuses_days_without_a_day_duration_naming_the_field() -> None:
+    data: dict[str, Any] = {"activity_id": "tr-1", "date": "2026-07-06", **TRAINING, "days": 2}
+    body: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "/p",
+        "type": TRAINING_TYPE,
+        "subject": "b",
+        "data": data,
+    }
+    refused = parse_event(body)
+    assert isinstance(refused, list), refused
+    assert [(e.field, e.reason) for e in refused] == [("data.days", Reason.INVALID_FIELD)]
+    body["data"] = {**data, "duration": "full_day"}
+    assert isinstance(parse_event(body), ParsedEvent)

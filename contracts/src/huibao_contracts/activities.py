@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from huibao_contracts.orgunits import Level
 from huibao_contracts.storable import StorableDate, Text
@@ -168,11 +168,16 @@ class TrainingHeld(ActivityBase):
         " full_day only).",
     )
 
-    @model_validator(mode="after")
-    def _days_need_a_day_duration(self) -> TrainingHeld:
-        if self.days != 1 and self.duration is TrainingDuration.HOURS:
+    @field_validator("days")
+    @classmethod
+    def _days_need_a_day_duration(cls, days: int, info: ValidationInfo) -> int:
+        # a field validator, so that the refusal names `days` (duration is validated first)
+        if (
+            days != 1
+            and info.data.get("duration", TrainingDuration.HOURS) is TrainingDuration.HOURS
+        ):
             raise ValueError("days needs duration half_day or full_day")
-        return self
+        return days
 
 
 class OutreachHeld(ActivityBase):
