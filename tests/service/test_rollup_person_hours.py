@@ -229,6 +229,12 @@ async def test_person_hours_and_rates_exact_at_every_level(harness: Harness) -> 
             (B21, 1, 1),
             (B22, None, 2),
         ]
+        metric = "metric=outreach.attendance_rate"
+        fast = await rollup.http.get(f"/v1/nodes/ph/children?period=2026-06&{metric}")
+        route = await rollup.http.get(f"/v1/nodes/ph/children?period=2026-06&{metric}&{metric}")
+        assert fast.status_code == route.status_code == 200, fast.text
+        assert fast.json() == route.json()
+        assert [(i["id"], i["value"]) for i in fast.json()["items"]] == [(C1, 0.9), (C2, 0.1)]
         r = await rollup.http.get(
             "/v1/nodes/ph/children",
             params={"period": "2026-06", "metric": "outreach.attendance_rate", "format": "csv"},
