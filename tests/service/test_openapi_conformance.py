@@ -67,15 +67,23 @@ PHASES = (
 )
 
 
-def _modes(method: str) -> list[GenerationMode]:
-    if FUZZ or method.upper() in READS:
+NEGATIVE_ONLY = ("PUT /v1/clock",)
+"""Operations fuzzed only with invalid input, even by `make fuzz`: a valid `PUT /v1/clock`
+to a far-future instant runs every cycle step up to then inside the one request (minutes
+for years), which is a known limit of the manual clock, not a conformance question."""
+
+
+def _modes(method: str, label: str = "") -> list[GenerationMode]:
+    if (FUZZ and label not in NEGATIVE_ONLY) or method.upper() in READS:
         return [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
     return [GenerationMode.NEGATIVE]
 
 
-def _passes(method: str, parameters: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+def _passes(
+    method: str, label: str, parameters: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
     """(label, `as_strategy` arguments) of each pass over one operation."""
-    passes = [(mode.value, {"generation_mode": mode}) for mode in _modes(method)]
+    passes = [(mode.value, {"generation_mode": mode}) for mode in _modes(method, label)]
     path = {p["name"]: KNOWN_UNIT for p in parameters if p["in"] == "path"}
     if method.upper() in READS and path and set(path) <= set(UNIT_PARAMS):
         query = {p["name"]: KNOWN_QUERY[p["name"]] for p in parameters if p["name"] in KNOWN_QUERY}
@@ -120,7 +128,7 @@ def _run(url: str, token: str) -> tuple[dict[str, set[int]], list[str]]:
     for result in schema.get_all_operations():
         operation = result.ok()
         parameters = operation.definition.raw.get("parameters", [])
-        for mode, strategy in _passes(operation.method, parameters):
+        for mode, strategy in _passes(operation.method, operation.label, parameters):
             statuses = seen.setdefault(f"{operation.label} ({mode})", set())
 
             try:
