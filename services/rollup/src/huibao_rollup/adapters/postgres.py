@@ -21,7 +21,13 @@ from huibao_rollup.domain.model import Fact
 from huibao_rollup.domain.tree import UnitVersion
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
-DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+DRIVER_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection PostgreSQL just ended (platform db.py)
+    TimeoutError,
+)
 
 
 class UnitOfWork:

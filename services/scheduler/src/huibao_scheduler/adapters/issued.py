@@ -25,7 +25,7 @@ from huibao_scheduler.domain.plan import PlannedStep
 from huibao_scheduler.errors import StoreUnavailableError
 from huibao_scheduler.service_layer.ports import IssuedFeedback
 
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 class IssuedStore:

@@ -33,7 +33,7 @@ from huibao_scheduler.service_layer.ports import CycleRow, StoredFeedback
 
 SCHEMA = "scheduler"
 _SQL_FILE = Path(__file__).resolve().parent.parent / "schema.sql"
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 ClaimHook = Callable[[PlannedStep], Awaitable[None]]
 """Called inside the step transaction, after the claim and before commit (a test seam)."""
