@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 import huibao_dashboard
+from huibao_platform import tracing
 from huibao_platform.auth import TokenStore
 from huibao_platform.clock import Clock, SystemClock
 from huibao_platform.db import ping
@@ -226,6 +227,7 @@ def build_app(settings: RollupSettings, adapters: Adapters | None = None) -> Fas
 
     app = FastAPI(
         title="Huibao rollup",
+        telemetry=tracing.FASTAPI_TELEMETRY,  # the platform's middleware traces requests
         version="1.0.0",
         lifespan=lifespan,
         description="Live aggregates of Party-member education activity, per org "
