@@ -93,6 +93,17 @@ def value_of(record: ConsumerRecord[bytes, bytes]) -> Any:
     return orjson.loads(record.value or b"null")
 
 
+def id_of(record: ConsumerRecord[bytes, bytes]) -> Any:
+    """The CloudEvent id of `record`, or None when its value is not a JSON object (a reject
+    record carries whatever bytes were refused, and other tests leave such records on the
+    shared topics)."""
+    try:
+        value = orjson.loads(record.value or b"null")
+    except orjson.JSONDecodeError:
+        return None
+    return value.get("id") if isinstance(value, dict) else None
+
+
 @dataclass
 class ReportingService:
     """The app, an admin HTTP client, its settings, its adapters and a tap on reporting's

@@ -13,6 +13,7 @@ from tests.service.reporting_support import (
     ReportingService,
     fresh_service,
     headers_of,
+    id_of,
     value_of,
 )
 from tests.support.events import cloudevent
@@ -80,9 +81,7 @@ async def test_single_event_accepted_then_duplicate_and_published(
     assert r.status_code == 200, r.text
     assert r.json()["results"][0]["status"] == "duplicate"
 
-    [rec] = await reporting.tap.wait_for(
-        "huibao.activity.accepted", lambda r: value_of(r)["id"] == "s1"
-    )
+    [rec] = await reporting.tap.wait_for("huibao.activity.accepted", lambda r: id_of(r) == "s1")
     assert rec.key == B1.encode()
     assert headers_of(rec)["content-type"] == "application/cloudevents+json"
     out = value_of(rec)
@@ -105,9 +104,7 @@ async def test_a_rejected_single_event_names_the_field(reporting: ReportingServi
             "message": "attendees cannot exceed members",
         }
     ]
-    [rec] = await reporting.tap.wait_for(
-        "huibao.activity.rejected", lambda r: value_of(r).get("id") == "s2"
-    )
+    [rec] = await reporting.tap.wait_for("huibao.activity.rejected", lambda r: id_of(r) == "s2")
     h = headers_of(rec)
     assert (h["huibao_reason"], h["huibao_channel"]) == ("invalid_field", "http")
     assert orjson.loads(h["huibao_errors"])[0]["field"] == "data.attendees"
@@ -162,7 +159,7 @@ async def test_a_batch_answers_per_event(reporting: ReportingService) -> None:
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, 7)
     assert "correction" in body["results"][4]["errors"][0]["message"]
     accepted = await reporting.tap.wait_for(
-        "huibao.activity.accepted", lambda r: value_of(r)["id"] in ("b-1", "b-2"), count=2
+        "huibao.activity.accepted", lambda r: id_of(r) in ("b-1", "b-2"), count=2
     )
     assert [value_of(r)["data"]["revision"] for r in accepted] == [1, 2]
 
@@ -299,6 +296,6 @@ async def test_a_full_batch_is_stored_in_one_go(reporting: ReportingService) -> 
     assert r.json()["accepted"] == len(events)
     await reporting.tap.wait_for(
         "huibao.activity.accepted",
-        lambda r: value_of(r)["id"].startswith("bulk-"),
+        lambda r: str(id_of(r)).startswith("bulk-"),
         count=len(events),
     )

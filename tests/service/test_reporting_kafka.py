@@ -11,6 +11,7 @@ from aiokafka import ConsumerRecord
 from tests.service.reporting_support import (
     TopicTap,
     headers_of,
+    id_of,
     reporting_settings,
     running,
     value_of,
@@ -73,7 +74,7 @@ async def test_kafka_intake_accepts_both_modes_and_rejects_the_rest(infra: Infra
         assert (await service.client.put("/v1/orgunits", json=units)).status_code == 200
         await service.produce(records)
         accepted = await service.tap.wait_for(
-            ACCEPTED, lambda r: value_of(r)["id"].startswith(p), count=3
+            ACCEPTED, lambda r: str(id_of(r)).startswith(p), count=3
         )
         assert sorted(value_of(r)["id"] for r in accepted) == sorted(
             [f"{p}-s", f"{p}-b", f"{p}-after"]
@@ -101,11 +102,11 @@ async def test_kafka_intake_accepts_both_modes_and_rejects_the_rest(infra: Infra
     async with running(settings) as again:
         late = cloudevent(PD, b3, pd(f"{p}-3"), id=f"{p}-late")
         await again.produce([(b3.encode(), orjson.dumps(late), STRUCTURED)])
-        await again.tap.wait_for(ACCEPTED, lambda r: value_of(r)["id"] == f"{p}-late")
+        await again.tap.wait_for(ACCEPTED, lambda r: id_of(r) == f"{p}-late")
         await asyncio.sleep(1.0)
         all_rejected = again.tap.matching(REJECTED, lambda r: r.key == b3.encode())
         assert len(all_rejected) == 5
-        assert len(again.tap.matching(ACCEPTED, lambda r: value_of(r)["id"] == f"{p}-s")) == 1
+        assert len(again.tap.matching(ACCEPTED, lambda r: id_of(r) == f"{p}-s")) == 1
 
 
 async def test_accepted_events_wait_in_the_outbox_while_kafka_is_away(
@@ -145,7 +146,7 @@ async def test_accepted_events_wait_in_the_outbox_while_kafka_is_away(
     await tap.start()
     try:
         async with running(reporting_settings(infra, url)):
-            got = await tap.wait_for(ACCEPTED, lambda r: value_of(r)["id"].startswith(p), count=2)
+            got = await tap.wait_for(ACCEPTED, lambda r: str(id_of(r)).startswith(p), count=2)
             assert {value_of(r)["id"] for r in got} == {f"{p}-0", f"{p}-1"}
             changes = tap.matching("huibao.orgunit.changes", lambda r: r.key.startswith(p.encode()))
             assert len(changes) == len(units)
