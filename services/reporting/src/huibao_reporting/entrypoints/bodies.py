@@ -71,7 +71,10 @@ def parse_csv(raw: bytes, columns: tuple[str, ...]) -> list[dict[str, str]]:
             400, error_body("body", "invalid_field", f"CSV must be UTF-8: {e}")
         ) from e
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
+    try:  # reading the header already parses its line (a stray carriage return is refused)
+        header = [h.strip() for h in reader.fieldnames or []]
+    except csv.Error as e:
+        raise HTTPException(400, error_body("body", "invalid_field", f"bad CSV: {e}")) from e
     unknown = [h for h in header if h not in columns]
     if not header or unknown:
         raise HTTPException(
