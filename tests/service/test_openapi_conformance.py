@@ -83,7 +83,9 @@ def _passes(
     method: str, label: str, parameters: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
     """(label, `as_strategy` arguments) of each pass over one operation."""
-    passes = [(mode.value, {"generation_mode": mode}) for mode in _modes(method, label)]
+    passes: list[tuple[str, dict[str, Any]]] = [
+        (mode.value, {"generation_mode": mode}) for mode in _modes(method, label)
+    ]
     path = {p["name"]: KNOWN_UNIT for p in parameters if p["in"] == "path"}
     if method.upper() in READS and path and set(path) <= set(UNIT_PARAMS):
         query = {p["name"]: KNOWN_QUERY[p["name"]] for p in parameters if p["name"] in KNOWN_QUERY}
@@ -126,7 +128,7 @@ def _run(url: str, token: str) -> tuple[dict[str, set[int]], list[str]]:
     seen: dict[str, set[int]] = {}
     failures: list[str] = []
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]  # an Err (unreadable operation) fails here
         parameters = operation.definition.raw.get("parameters", [])
         for mode, strategy in _passes(operation.method, operation.label, parameters):
             statuses = seen.setdefault(f"{operation.label} ({mode})", set())
