@@ -9,16 +9,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from tests.support.events import cloudevent
+from tests.support.topics import tap
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
@@ -45,29 +44,6 @@ def lesson(activity: str, audience: int) -> dict[str, Any]:
 def forged(unit: str, data: dict[str, Any], **envelope: Any) -> bytes:
     event = {**cloudevent(LESSON, unit, data), "huibaoreceived": RECEIVED, **envelope}
     return orjson.dumps(event)
-
-
-@contextlib.asynccontextmanager
-async def tap(bootstrap: str, topic: str) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-
-    async def run() -> None:
-        while True:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-
-    task = asyncio.create_task(run())
-    try:
-        yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 async def test_forged_accepted_records_are_rejected_never_applied(stack: Any) -> None:

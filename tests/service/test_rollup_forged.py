@@ -9,14 +9,12 @@ and the records after them are applied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from tests.service.rollup_support import Harness, accepted
+from tests.support.topics import tap
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
@@ -31,29 +29,6 @@ LESSON = "huibao.lesson.delivered.v1"
 def lesson(activity: str, audience: int) -> dict[str, object]:
     return {"activity_id": activity, "date": "2026-06-10", "speaker_role": "expert",
             "topic": "t", "audience": audience}  # fmt: skip
-
-
-@contextlib.asynccontextmanager
-async def tap(bootstrap: str, topic: str) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-
-    async def run() -> None:
-        while True:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-
-    task = asyncio.create_task(run())
-    try:
-        yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 async def test_forged_records_are_refused_and_never_stall_the_partition(

@@ -24,7 +24,6 @@ HUIBAO_FUZZ_EXAMPLES) runs more, with new seeds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import enum
 import json
@@ -32,7 +31,7 @@ import os
 import types
 import typing
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +39,11 @@ import annotated_types
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
+from tests.support.topics import tap
 from tests.support.tree import build_city
 from tests.support.waits import wait_until
 
@@ -275,29 +275,6 @@ def refused_naming(errors: list[dict[str, Any]], name: str) -> bool:
 
 def encode(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()  # big integers included
-
-
-@contextlib.asynccontextmanager
-async def tap(bootstrap: str, *topics: str) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
-    consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-
-    async def run() -> None:
-        while True:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-
-    task = asyncio.create_task(run())
-    try:
-        yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 def _id_of(value: bytes | None) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -64,3 +66,28 @@ async def create_huibao_topics(bootstrap: str, prefix: str = "") -> None:
     from huibao_platform.settings import TopicSettings
 
     await create_topics(TopicSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix))
+
+
+@contextlib.asynccontextmanager
+async def tap(bootstrap: str, *topics: str) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+    """Every record of `topics` from their beginning, appended to the yielded list as it
+    arrives (a consumer outside any group), until the block ends."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def run() -> None:
+        while True:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+
+    task = asyncio.create_task(run())
+    try:
+        yield records
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
