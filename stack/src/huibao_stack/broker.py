@@ -91,6 +91,10 @@ async def _accepts_tcp(port: int) -> bool:
     return True
 
 
+BIND_ATTEMPTS = 5
+"""How often the broker is started again when its port was taken while it started."""
+
+
 class EmbeddedBroker(OwnedServer):
     """A Tansu broker listening on 127.0.0.1, with the Huibao topics created.
 
@@ -133,11 +137,23 @@ class EmbeddedBroker(OwnedServer):
             "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
         ]  # fmt: skip
-        await self._wait_port_free()
-        self._child = Child("broker", argv, log_path=self.log_path)
-        self._child.start()
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            await self._wait_port_free()
+            self._child = Child("broker", argv, log_path=self.log_path)
+            self._child.start()
+            try:
+                await self._wait_ready()
+                break
+            except StartupError as e:
+                # Between the free-port check and the broker's bind another socket (a client's
+                # ephemeral port, say) can take the port: the broker then exits at once.
+                if attempt == BIND_ATTEMPTS or "Address in use" not in str(e):
+                    await self.kill()
+                    raise
+                log.warning("broker port %d taken while starting; trying again", self.port)
+                await self.kill()
+                await asyncio.sleep(0.5 * attempt)
         try:
-            await self._wait_ready()
             if self.create_topics:
                 for prefix in self.topic_prefixes:
                     await create_topics(self.bootstrap_servers, plaintext=True, prefix=prefix)
